@@ -1,0 +1,161 @@
+//! The device layer: which MLX is loaded (version, backend), which device computes, and MLX's
+//! memory counters. Call [`select`] before any other MLX work: it refuses a `libmlx` of the wrong
+//! version, which would otherwise fail later in obscure ways.
+use std::fmt;
+
+use mlx_rs::{memory, Device as MlxDevice};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The MLX release our mlx-c bindings are compiled against; any other `libmlx` is refused.
+pub const REQUIRED_MLX_VERSION: &str = "0.32.2";
+
+/// Where MLX computes, as chosen by `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Gpu,
+}
+
+/// The MLX backend doing the work: the CPU, or the GPU through CUDA or Metal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Cpu,
+    Cuda,
+    Metal,
+}
+
+impl fmt::Display for DeviceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Gpu => "gpu",
+        })
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+            Backend::Metal => "metal",
+        })
+    }
+}
+
+/// What [`select`] settled on; goes into every report.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    pub device: DeviceKind,
+    pub backend: Backend,
+    pub mlx_version: String,
+}
+
+/// MLX's allocator counters, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MemorySnapshot {
+    pub active_bytes: u64,
+    pub cache_bytes: u64,
+    pub peak_bytes: u64,
+}
+
+/// The version of the `libmlx` actually loaded (not the one built against).
+pub fn mlx_version() -> String {
+    // SAFETY: mlx_string_new/mlx_version/mlx_string_data/mlx_string_free is mlx-c's documented
+    // life cycle of an out-string; the data pointer is read before the string is freed.
+    unsafe {
+        let mut s = mlx_sys::mlx_string_new();
+        let text = if mlx_sys::mlx_version(&mut s) == 0 {
+            let ptr = mlx_sys::mlx_string_data(s);
+            if ptr.is_null() {
+                String::new()
+            } else {
+                std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned()
+            }
+        } else {
+            String::new()
+        };
+        mlx_sys::mlx_string_free(s);
+        text
+    }
+}
+
+/// Accepts exactly [`REQUIRED_MLX_VERSION`].
+pub fn ensure_version(found: &str) -> Result<()> {
+    if found == REQUIRED_MLX_VERSION {
+        Ok(())
+    } else {
+        Err(Error::MlxVersion { found: found.to_string(), required: REQUIRED_MLX_VERSION })
+    }
+}
+
+fn available(probe: unsafe extern "C" fn(*mut bool) -> std::os::raw::c_int) -> bool {
+    let mut yes = false;
+    // SAFETY: the probe writes one bool through the pointer we own.
+    unsafe { probe(&mut yes) == 0 && yes }
+}
+
+/// The GPU backend compiled into the loaded `libmlx`, if any.
+pub fn gpu_backend() -> Option<Backend> {
+    if available(mlx_sys::mlx_metal_is_available) {
+        Some(Backend::Metal)
+    } else if available(mlx_sys::mlx_cuda_is_available) {
+        Some(Backend::Cuda)
+    } else {
+        None
+    }
+}
+
+/// Checks the loaded MLX and makes `kind` MLX's default device for this process.
+pub fn select(kind: DeviceKind) -> Result<DeviceInfo> {
+    let mlx_version = mlx_version();
+    ensure_version(&mlx_version)?;
+    let backend = match kind {
+        DeviceKind::Cpu => Backend::Cpu,
+        DeviceKind::Gpu => gpu_backend().ok_or_else(|| Error::NoGpu { mlx_version: mlx_version.clone() })?,
+    };
+    MlxDevice::set_default(&match kind {
+        DeviceKind::Cpu => MlxDevice::cpu(),
+        DeviceKind::Gpu => MlxDevice::gpu(),
+    });
+    Ok(DeviceInfo { device: kind, backend, mlx_version })
+}
+
+/// The device `--device` means when not given: the GPU where this MLX has one.
+pub fn default_kind() -> DeviceKind {
+    if gpu_backend().is_some() {
+        DeviceKind::Gpu
+    } else {
+        DeviceKind::Cpu
+    }
+}
+
+/// Reads MLX's active, cache and peak memory.
+pub fn memory_snapshot() -> Result<MemorySnapshot> {
+    Ok(MemorySnapshot {
+        active_bytes: memory::active_memory()? as u64,
+        cache_bytes: memory::cache_memory()? as u64,
+        peak_bytes: memory::peak_memory()? as u64,
+    })
+}
+
+/// Starts a new peak-memory window (MLX's peak is otherwise process-wide).
+pub fn reset_peak_memory() -> Result<()> {
+    Ok(memory::reset_peak_memory()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_check_names_both_versions() {
+        assert!(ensure_version(REQUIRED_MLX_VERSION).is_ok());
+        let err = ensure_version("0.32.4").unwrap_err().to_string();
+        assert!(err.contains("0.32.4") && err.contains(REQUIRED_MLX_VERSION), "{err}");
+    }
+}

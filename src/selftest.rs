@@ -1,0 +1,98 @@
+//! A quick check that MLX computes correctly and at what speed on the selected device: a bf16
+//! matmul and a 4-bit quantized matmul, each compared with a float32 reference on the same device.
+//! This is what `mlxbench selftest` runs (and how the CUDA build is checked on the GPU machine).
+use std::time::Instant;
+
+use mlx_rs::{
+    ops::{abs, dequantize, matmul, max, quantize, quantized_matmul, subtract},
+    random, Array, Dtype,
+};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// One kernel's outcome: accuracy against float32 and its speed.
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelCheck {
+    pub name: &'static str,
+    pub m: i32,
+    pub n: i32,
+    pub k: i32,
+    /// max |result − reference| ÷ max |reference|
+    pub relative_error: f32,
+    pub tolerance: f32,
+    /// Median of the timed repeats, evaluation included.
+    pub median_seconds: f64,
+    pub tflops: f64,
+}
+
+impl KernelCheck {
+    pub fn passed(&self) -> bool {
+        self.relative_error.is_finite() && self.relative_error <= self.tolerance
+    }
+}
+
+fn relative_error(result: &Array, reference: &Array) -> Result<f32> {
+    let result = result.as_dtype(Dtype::Float32)?;
+    let diff = max(abs(subtract(&result, reference)?)?, None)?;
+    let scale = max(abs(reference)?, None)?;
+    Ok(diff.item_cast::<f32>() / scale.item_cast::<f32>())
+}
+
+/// Median wall time of `repeats` evaluations of `build()`, after one untimed warm-up (CUDA
+/// JIT-compiles kernels on first use of a shape).
+fn time_median(repeats: usize, build: impl Fn() -> Result<Array>) -> Result<f64> {
+    build()?.eval()?;
+    let mut samples = Vec::with_capacity(repeats);
+    for _ in 0..repeats.max(1) {
+        let start = Instant::now();
+        build()?.eval()?;
+        samples.push(start.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[samples.len() / 2])
+}
+
+/// Runs both checks on square `size`×`size` problems on MLX's current default device.
+pub fn run(size: i32, repeats: usize) -> Result<Vec<KernelCheck>> {
+    let (k0, k1, k2) = (random::key(7)?, random::key(8)?, random::key(9)?);
+    let a = random::normal::<f32>(&[size, size], None, None, Some(&k0))?;
+    let b = random::normal::<f32>(&[size, size], None, None, Some(&k1))?;
+    let flops = 2.0 * f64::from(size).powi(3);
+
+    let a16 = a.as_dtype(Dtype::Bfloat16)?;
+    let b16 = b.as_dtype(Dtype::Bfloat16)?;
+    let reference = matmul(a16.as_dtype(Dtype::Float32)?, b16.as_dtype(Dtype::Float32)?)?;
+    let bf16 = matmul(&a16, &b16)?;
+    let seconds = time_median(repeats, || Ok(matmul(&a16, &b16)?))?;
+    let mut checks = vec![KernelCheck {
+        name: "bf16_matmul",
+        m: size,
+        n: size,
+        k: size,
+        relative_error: relative_error(&bf16, &reference)?,
+        tolerance: 2e-2,
+        median_seconds: seconds,
+        tflops: flops / seconds / 1e12,
+    }];
+
+    let w = random::normal::<f32>(&[size, size], None, None, Some(&k2))?.as_dtype(Dtype::Bfloat16)?;
+    let (wq, scales, biases) = quantize(&w, 64, 4)?;
+    let dequantized = dequantize(&wq, &scales, &biases, 64, 4)?.as_dtype(Dtype::Float32)?;
+    let reference = matmul(a16.as_dtype(Dtype::Float32)?, dequantized.t())?;
+    let qmm = || Ok(quantized_matmul(&a16, &wq, &scales, &biases, true, 64, 4)?);
+    let q = qmm()?;
+    let seconds = time_median(repeats, qmm)?;
+    checks.push(KernelCheck {
+        name: "q4_matmul",
+        m: size,
+        n: size,
+        k: size,
+        relative_error: relative_error(&q, &reference)?,
+        // bf16 activations and bf16 output: one bf16 rounding step is ~4e-3, sums add more.
+        tolerance: 5e-2,
+        median_seconds: seconds,
+        tflops: flops / seconds / 1e12,
+    });
+    Ok(checks)
+}
