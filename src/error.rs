@@ -1,5 +1,11 @@
 //! The library's error type: each variant names what failed (a version, a device, a path).
+use std::path::PathBuf;
+
 use thiserror::Error;
+
+fn list(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
 
 /// Everything the mlxbench library can fail with.
 #[derive(Debug, Error)]
@@ -22,6 +28,48 @@ pub enum Error {
          CUDA (Linux) or Metal (macOS) build of MLX {mlx_version}"
     )]
     NoGpu { mlx_version: String },
+
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("{path}: invalid config: {detail}")]
+    Config { path: PathBuf, detail: String },
+
+    #[error("{path}: file not found")]
+    MissingFile { path: PathBuf },
+
+    #[error("{path}: not a readable safetensors file: {detail}")]
+    Safetensors { path: PathBuf, detail: String },
+
+    #[error("tensor {name} is in both {first} and {second}")]
+    DuplicateTensor { name: String, first: PathBuf, second: PathBuf },
+
+    #[error("tensor {name} not found in {}", list(files))]
+    MissingTensor { name: String, files: Vec<PathBuf> },
+
+    #[error("tensor {name} in {file} has shape {found:?}, expected {expected:?}")]
+    TensorShape { name: String, file: PathBuf, expected: Vec<i32>, found: Vec<i32> },
+
+    #[error("tensor {name} in {file} is not used by the model (unexpected or misnamed)")]
+    UnusedTensor { name: String, file: PathBuf },
+
+    #[error("unsupported quantization for {module}: {detail}")]
+    UnsupportedQuantization { module: String, detail: String },
+
+    #[error("unsupported model_type {model_type:?}; supported: {}", supported.join(", "))]
+    UnsupportedModelType { model_type: String, supported: Vec<&'static str> },
+
+    #[error("model {spec:?} not found; looked in: {}", searched.join("; "))]
+    ModelNotFound { spec: String, searched: Vec<String> },
+
+    #[error("downloading {spec:?}: {detail}")]
+    Download { spec: String, detail: String },
+
+    #[error("{path}: tokenizer: {detail}")]
+    Tokenizer { path: PathBuf, detail: String },
+
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
 }
 
 /// Shorthand for results of this library.

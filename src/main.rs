@@ -1,7 +1,16 @@
 //! The `mlxbench` command line.
-use anyhow::Result;
-use clap::{Parser, Subcommand};
-use mlxbench::device::{self, DeviceKind};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use mlxbench::{
+    cache::KvCacheOptions,
+    device::{self, DeviceKind},
+    generate::{GenerateOptions, Generation, Sampling},
+    hub, models,
+    prompt::{build_prompts, PromptKind, Tokens},
+    tokenizer::Tokenizer,
+};
 
 /// Microbenchmarks for large language models on Apple's MLX.
 #[derive(Debug, Parser)]
@@ -22,6 +31,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate text from a prompt with a model (a local MLX-format directory or a Hugging Face
+    /// repo id). Prints the text, or with --json the prompt and generated token ids.
+    Generate(GenerateArgs),
     /// Check MLX on the device: a bf16 matmul and a 4-bit quantized matmul against float32
     /// references, with their speed. Exits non-zero when a result is off.
     Selftest {
@@ -37,6 +49,152 @@ enum Command {
     },
 }
 
+/// `--kv-bits`: none, 4 or 8 (or another width MLX supports).
+#[derive(Debug, Clone, Copy)]
+struct KvBits(Option<i32>);
+
+fn parse_kv_bits(s: &str) -> Result<KvBits, String> {
+    match s {
+        "none" | "None" | "" => Ok(KvBits(None)),
+        bits => bits.parse().map(|b| KvBits(Some(b))).map_err(|_| format!("{bits:?} is not a number of bits or 'none'")),
+    }
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Model: a local directory with config.json, tokenizer.json and safetensors, or a Hugging
+    /// Face repo id (looked up in the HF cache; downloaded unless HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    model: String,
+    /// The prompt text (tokenized without special tokens).
+    #[arg(long, required_unless_present = "prompt_tokens", conflicts_with = "prompt_tokens")]
+    prompt: Option<String>,
+    /// Instead of --prompt: a prompt of exactly this many tokens (the base text repeated).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    prompt_tokens: Option<u64>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    max_tokens: u64,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temp: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this total probability (with --temp > 0).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Quantize the KV cache to this many bits (4 or 8), or `none`.
+    #[arg(long, value_parser = parse_kv_bits, default_value = "none")]
+    kv_bits: KvBits,
+    /// Group size of the KV-cache quantization.
+    #[arg(long, default_value_t = 64)]
+    kv_group_size: i32,
+    /// Start quantizing the KV cache once it holds this many tokens.
+    #[arg(long, default_value_t = 0)]
+    quantized_kv_start: i32,
+    /// Bound the KV cache to this many tokens (a rotating cache keeping the first 4).
+    #[arg(long)]
+    max_kv_size: Option<i32>,
+    /// Prompt tokens per prefill forward pass.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    prefill_step_size: u64,
+    /// Stop at the model's end-of-sequence token (default: always generate --max-tokens).
+    #[arg(long)]
+    stop_at_eos: bool,
+    /// Device to run on (default: gpu when this MLX has one, else cpu).
+    #[arg(long, value_enum)]
+    device: Option<DeviceKind>,
+    /// Print {"prompt_ids": [...], "generated_ids": [...]} instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print timings to stderr: time to first token, generation tokens/s, peak memory.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Untimed full generations before the reported one (GPU kernels compile on first use).
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+}
+
+/// Host-side timestamps of one generation (for --verbose).
+struct Timings {
+    ttft: Duration,
+    first_to_last: Duration,
+    generated: usize,
+}
+
+fn run_once(model: &dyn models::LanguageModel, prompt: &Tokens, options: &GenerateOptions) -> Result<(Vec<u32>, Timings)> {
+    let start = Instant::now();
+    let mut generation = Generation::new(model, prompt, options.clone())?;
+    let mut generated = Vec::new();
+    let mut first = None;
+    let mut last = start;
+    while let Some(step) = generation.next_token()? {
+        last = Instant::now();
+        first.get_or_insert(last);
+        generated.push(step.tokens[0]);
+    }
+    let first = first.unwrap_or(last);
+    let timings = Timings { ttft: first - start, first_to_last: last - first, generated: generated.len() };
+    Ok((generated, timings))
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    device::select(args.device.unwrap_or_else(device::default_kind))?;
+    let dir = hub::resolve(&args.model)?;
+    let loaded = models::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let tokenizer = Tokenizer::from_dir(&dir)?;
+    let prompt = match (&args.prompt, args.prompt_tokens) {
+        (_, Some(n)) => build_prompts(&tokenizer, PromptKind::Text, n as usize, 1, args.seed)?,
+        (Some(text), None) => Tokens::single(tokenizer.encode(text)?).context("the prompt has no tokens")?,
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    let prompt_ids = prompt.row(0).to_vec();
+    let sampling = if args.temp == 0.0 {
+        Sampling::Greedy
+    } else {
+        Sampling::Random { temperature: args.temp, top_p: args.top_p, seed: args.seed }
+    };
+    let options = GenerateOptions {
+        max_tokens: args.max_tokens as usize,
+        sampling,
+        kv: KvCacheOptions {
+            kv_bits: args.kv_bits.0,
+            kv_group_size: args.kv_group_size,
+            quantized_kv_start: args.quantized_kv_start,
+            max_kv_size: args.max_kv_size,
+        },
+        prefill_step_size: args.prefill_step_size as usize,
+        stop_tokens: if args.stop_at_eos { loaded.config.eos_token_ids() } else { Vec::new() },
+    };
+    if args.verbose {
+        warn_debug_build();
+    }
+    for _ in 0..args.warmup {
+        run_once(loaded.model.as_ref(), &prompt, &options)?;
+    }
+    device::reset_peak_memory()?;
+    let (generated, t) = run_once(loaded.model.as_ref(), &prompt, &options)?;
+    if args.verbose {
+        let decode_tps = (t.generated.saturating_sub(1)) as f64 / t.first_to_last.as_secs_f64();
+        eprintln!(
+            "prompt: {} tokens, time to first token {:.2} ms\ngeneration: {} tokens, {:.2} tokens/s (after the first)\npeak memory: {:.3} GB",
+            prompt_ids.len(),
+            t.ttft.as_secs_f64() * 1e3,
+            t.generated,
+            decode_tps,
+            device::memory_snapshot()?.peak_bytes as f64 / 1e9
+        );
+    }
+    if args.json {
+        let out = serde_json::json!({ "prompt_ids": prompt_ids, "generated_ids": generated });
+        println!("{out}");
+    } else {
+        println!("{}", tokenizer.decode(&generated)?);
+    }
+    Ok(())
+}
+
 fn warn_debug_build() {
     if cfg!(debug_assertions) {
         eprintln!(
@@ -49,6 +207,7 @@ fn warn_debug_build() {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Generate(args) => generate(args)?,
         Command::Info { device, json } => {
             let info = device::select(device.unwrap_or_else(device::default_kind))?;
             let memory = device::memory_snapshot()?;

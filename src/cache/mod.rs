@@ -1,0 +1,190 @@
+//! KV caches, kept outside the model: a plain cache grown in steps, a quantized cache and a
+//! rotating (bounded) cache, following mlx-lm's semantics so that results match it.
+//! `update_and_fetch` returns [`Fetched`], dense or quantized, and attention matches on it.
+mod plain;
+mod quantized;
+mod rotating;
+
+use mlx_rs::{
+    ops::{
+        indexing::{TryIndexMutOp, TryIndexOp},
+        logical_and,
+    },
+    Array,
+};
+
+pub use plain::PlainCache;
+pub use quantized::{QuantizedCache, QuantizedTensor};
+pub use rotating::RotatingCache;
+
+use crate::{
+    config::SUPPORTED_BITS,
+    error::{Error, Result},
+};
+
+/// Growth step of the plain and quantized caches, in tokens (mlx-lm's).
+pub const STEP: i32 = 256;
+/// Tokens at the start that a rotating cache never evicts (mlx-lm's `keep=4`).
+pub const ROTATING_KEEP: i32 = 4;
+
+/// What the caches of one generation are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct KvCacheOptions {
+    /// Quantize keys and values to this many bits (`None`: keep them in the model's dtype).
+    pub kv_bits: Option<i32>,
+    pub kv_group_size: i32,
+    /// The cache turns quantized once it holds at least this many tokens.
+    pub quantized_kv_start: i32,
+    /// Bound the cache to this many tokens with a rotating cache.
+    pub max_kv_size: Option<i32>,
+}
+
+impl Default for KvCacheOptions {
+    fn default() -> Self {
+        Self { kv_bits: None, kv_group_size: 64, quantized_kv_start: 0, max_kv_size: None }
+    }
+}
+
+impl KvCacheOptions {
+    /// Rejects combinations that cannot work rather than silently falling back.
+    pub fn validate(&self, head_dim: usize) -> Result<()> {
+        if let Some(bits) = self.kv_bits {
+            if !SUPPORTED_BITS.contains(&bits) {
+                return Err(Error::InvalidOption(format!("kv_bits {bits}: use one of {SUPPORTED_BITS:?} (4 or 8 are usual)")));
+            }
+            if ![32, 64, 128].contains(&self.kv_group_size) {
+                return Err(Error::InvalidOption(format!("kv_group_size {}: use 32, 64 or 128", self.kv_group_size)));
+            }
+            if head_dim as i32 % self.kv_group_size != 0 {
+                return Err(Error::InvalidOption(format!(
+                    "kv_group_size {} does not divide the model's head_dim {head_dim}",
+                    self.kv_group_size
+                )));
+            }
+            if self.max_kv_size.is_some() {
+                return Err(Error::InvalidOption(
+                    "a quantized KV cache (kv_bits) cannot also be rotating (max_kv_size); mlx-lm cannot do this either".into(),
+                ));
+            }
+            if self.quantized_kv_start < 0 {
+                return Err(Error::InvalidOption("quantized_kv_start must be >= 0".into()));
+            }
+        }
+        if let Some(size) = self.max_kv_size {
+            if size <= ROTATING_KEEP {
+                return Err(Error::InvalidOption(format!("max_kv_size {size} must exceed the {ROTATING_KEEP} kept tokens")));
+            }
+        }
+        Ok(())
+    }
+
+    /// One empty cache per layer.
+    pub fn new_caches(&self, layers: usize) -> Vec<KvCache> {
+        (0..layers)
+            .map(|_| match self.max_kv_size {
+                Some(max_size) => KvCache::Rotating(RotatingCache::new(max_size, ROTATING_KEEP)),
+                None => KvCache::Plain(PlainCache::default()),
+            })
+            .collect()
+    }
+}
+
+/// Keys and values as attention consumes them.
+pub enum Fetched {
+    Dense { keys: Array, values: Array },
+    Quantized { keys: QuantizedTensor, values: QuantizedTensor, group_size: i32, bits: i32 },
+}
+
+/// The attention mask for a forward pass of `n` new tokens.
+pub enum Mask {
+    None,
+    /// Causal, aligned to the end of the keys (MLX's "causal" mode).
+    Causal,
+    /// An explicit boolean mask `[n, keys]` (true = attend).
+    Array(Array),
+}
+
+/// One layer's cache.
+pub enum KvCache {
+    Plain(PlainCache),
+    Quantized(QuantizedCache),
+    Rotating(RotatingCache),
+}
+
+impl KvCache {
+    /// Tokens seen so far (the position of the next token).
+    pub fn offset(&self) -> i32 {
+        match self {
+            KvCache::Plain(c) => c.offset,
+            KvCache::Quantized(c) => c.offset,
+            KvCache::Rotating(c) => c.offset,
+        }
+    }
+
+    /// Appends `keys`/`values` (`[B, kv_heads, L, head_dim]`) and returns everything to attend to.
+    pub fn update_and_fetch(&mut self, keys: &Array, values: &Array) -> Result<Fetched> {
+        match self {
+            KvCache::Plain(c) => c.update_and_fetch(keys, values),
+            KvCache::Quantized(c) => c.update_and_fetch(keys, values),
+            KvCache::Rotating(c) => c.update_and_fetch(keys, values),
+        }
+    }
+
+    /// The mask for `n` new tokens, given what the cache holds now.
+    pub fn make_mask(&self, n: i32) -> Result<Mask> {
+        match self {
+            KvCache::Rotating(c) => c.make_mask(n),
+            _ if n == 1 => Ok(Mask::None),
+            _ => Ok(Mask::Causal),
+        }
+    }
+
+    /// Bytes held by the cache's arrays (allocated capacity, as mlx-lm counts it).
+    pub fn nbytes(&self) -> usize {
+        self.arrays().iter().map(|a| a.nbytes()).sum()
+    }
+
+    /// The arrays to evaluate so the cache is materialized.
+    pub fn arrays(&self) -> Vec<&Array> {
+        match self {
+            KvCache::Plain(c) => c.arrays(),
+            KvCache::Quantized(c) => c.arrays(),
+            KvCache::Rotating(c) => c.arrays(),
+        }
+    }
+
+    /// Turns a plain cache into a quantized one once it holds `quantized_kv_start` tokens
+    /// (mlx-lm's `maybe_quantize_kv_cache`, called after each forward pass).
+    pub fn maybe_quantize(&mut self, options: &KvCacheOptions) -> Result<()> {
+        if let (Some(bits), KvCache::Plain(plain)) = (options.kv_bits, &*self) {
+            if plain.offset >= options.quantized_kv_start {
+                *self = KvCache::Quantized(QuantizedCache::from_plain(plain, options.kv_group_size, bits)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x[..., start:stop, :]` along the sequence axis of a `[B, H, L, D]` array.
+pub(crate) fn seq_slice(x: &Array, start: i32, stop: i32) -> Result<Array> {
+    Ok(x.try_index((.., .., start..stop))?)
+}
+
+/// `dst[..., start:start+len, :] = src` along the sequence axis.
+pub(crate) fn seq_write(dst: &mut Array, src: &Array, start: i32) -> Result<()> {
+    let stop = start + src.dim(2);
+    dst.try_index_mut((.., .., start..stop), src)?;
+    Ok(())
+}
+
+/// mlx-lm's `create_causal_mask(n, offset, window)`: query `offset + i` sees key `j` when
+/// `j <= offset + i` and, with a window, `j > offset + i - window`.
+pub fn causal_mask(n: i32, offset: i32, window: Option<i32>) -> Result<Array> {
+    let keys = Array::arange::<_, i32>(None, offset + n, None)?.reshape(&[1, -1])?;
+    let queries = Array::arange::<_, i32>(offset, offset + n, None)?.reshape(&[-1, 1])?;
+    let mut mask = queries.ge(&keys)?;
+    if let Some(window) = window {
+        mask = logical_and(&mask, queries.lt(keys.add(Array::from_int(window))?)?)?;
+    }
+    Ok(mask)
+}

@@ -1,0 +1,222 @@
+//! Generation: chunked prefill, then a decode iterator that stays one step ahead of the host
+//! (step n+1 is built and queued with MLX's async evaluation before step n's token is read), as
+//! mlx-lm's `generate_step` does. It knows nothing of time: [`Generation::prefill`] returns when
+//! the prompt is in the cache (evaluated) and [`Generation::next_token`] when a token is on the
+//! host; the measuring layer times those boundaries from outside.
+use mlx_rs::{
+    ops::{
+        argsort_axis, cumsum, exp, indexing::{argmax_axis, put_along_axis}, logsumexp_axis, select,
+    },
+    random,
+    transforms::{async_eval, eval},
+    Array, Dtype,
+};
+
+use crate::{
+    cache::{KvCache, KvCacheOptions},
+    error::{Error, Result},
+    models::LanguageModel,
+    prompt::Tokens,
+};
+
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum Sampling {
+    /// The most likely token (temperature 0).
+    Greedy,
+    /// Sampled at `temperature` from the smallest set of tokens whose probability reaches
+    /// `top_p` (1.0: all tokens), reproducibly from `seed`.
+    Random { temperature: f32, top_p: f32, seed: u64 },
+}
+
+/// Everything a generation is asked to do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampling: Sampling,
+    pub kv: KvCacheOptions,
+    /// Prompt tokens per prefill forward pass (mlx-lm's default 2048).
+    pub prefill_step_size: usize,
+    /// Stop once every sequence has produced one of these; empty: always run to `max_tokens`.
+    pub stop_tokens: Vec<u32>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            max_tokens: 100,
+            sampling: Sampling::Greedy,
+            kv: KvCacheOptions::default(),
+            prefill_step_size: 2048,
+            stop_tokens: Vec::new(),
+        }
+    }
+}
+
+/// One decoded step: a token per sequence, and the log-probabilities it was drawn from.
+pub struct Step {
+    pub tokens: Vec<u32>,
+    /// `[B, vocab]`.
+    pub logprobs: Array,
+}
+
+/// A generation in progress over a batch of equal-length prompts.
+pub struct Generation<'m> {
+    model: &'m dyn LanguageModel,
+    caches: Vec<KvCache>,
+    options: GenerateOptions,
+    /// Prompt tokens not yet run through the model (all of them before prefill).
+    pending: Option<Array>,
+    /// The step whose token is read next, already queued for evaluation.
+    ahead: Option<(Array, Array)>,
+    produced: usize,
+    finished: Vec<bool>,
+}
+
+/// Log-probabilities from logits, over the last axis.
+fn log_softmax(logits: &Array) -> Result<Array> {
+    Ok(logits.subtract(logsumexp_axis(logits, -1, true)?)?)
+}
+
+/// Keeps the most likely tokens whose probabilities add up to `top_p`; the rest get -inf.
+fn top_p_filter(logprobs: &Array, top_p: f32) -> Result<Array> {
+    let order = argsort_axis(logprobs, -1)?;
+    let sorted = logprobs.take_along_axis(&order, -1)?;
+    let cumulative = cumsum(exp(&sorted)?, -1, None, None)?;
+    let keep = cumulative.gt(Array::from_f32(1.0 - top_p))?;
+    let neg_inf = Array::from_f32(f32::NEG_INFINITY).as_dtype(logprobs.dtype())?;
+    let filtered_sorted = select(&keep, &sorted, &neg_inf)?;
+    Ok(put_along_axis(logprobs, &order, &filtered_sorted, -1)?)
+}
+
+impl Sampling {
+    pub fn validate(&self) -> Result<()> {
+        if let Sampling::Random { temperature, top_p, .. } = *self {
+            if !(temperature > 0.0 && temperature.is_finite()) {
+                return Err(Error::InvalidOption(format!("temperature {temperature} must be > 0 (0 means greedy)")));
+            }
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                return Err(Error::InvalidOption(format!("top_p {top_p} must be in (0, 1]")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Token ids `[B]` from log-probabilities `[B, vocab]` at decode step `step`.
+    fn sample(&self, logprobs: &Array, step: usize) -> Result<Array> {
+        match *self {
+            Sampling::Greedy => Ok(argmax_axis(logprobs, -1, None)?),
+            Sampling::Random { temperature, top_p, seed } => {
+                let logprobs = if top_p < 1.0 { top_p_filter(logprobs, top_p)? } else { logprobs.clone() };
+                let scaled = logprobs.multiply(Array::from_f32(1.0 / temperature).as_dtype(logprobs.dtype())?)?;
+                let key = random::key(seed.wrapping_add(step as u64))?;
+                Ok(random::categorical(&scaled, -1, None, &key)?)
+            }
+        }
+    }
+}
+
+impl<'m> Generation<'m> {
+    /// Prepares a generation of `prompt` (`[B, L]`, L ≥ 1); nothing runs yet.
+    pub fn new(model: &'m dyn LanguageModel, prompt: &Tokens, options: GenerateOptions) -> Result<Self> {
+        options.kv.validate(model.head_dim())?;
+        options.sampling.validate()?;
+        if options.prefill_step_size == 0 {
+            return Err(Error::InvalidOption("prefill_step_size must be at least 1".into()));
+        }
+        let ids = prompt.to_array()?;
+        let caches = options.kv.new_caches(model.num_layers());
+        let batch = prompt.batch();
+        Ok(Self { model, caches, options, pending: Some(ids), ahead: None, produced: 0, finished: vec![false; batch] })
+    }
+
+    pub fn caches(&self) -> &[KvCache] {
+        &self.caches
+    }
+
+    /// Bytes held by all layers' caches.
+    pub fn cache_nbytes(&self) -> usize {
+        self.caches.iter().map(KvCache::nbytes).sum()
+    }
+
+    /// Tokens in the cache so far.
+    pub fn cache_offset(&self) -> i32 {
+        self.caches.first().map_or(0, KvCache::offset)
+    }
+
+    fn forward(&mut self, tokens: &Array) -> Result<Array> {
+        let logits = self.model.forward(tokens, Some(&mut self.caches))?;
+        for cache in &mut self.caches {
+            cache.maybe_quantize(&self.options.kv)?;
+        }
+        Ok(logits)
+    }
+
+    /// Runs all prompt tokens but the last through the model in chunks of `prefill_step_size`,
+    /// evaluating the caches after each chunk. The last token is run by the first decode step, as
+    /// in mlx-lm. Idempotent.
+    pub fn prefill(&mut self) -> Result<()> {
+        let Some(mut rest) = self.pending.take() else { return Ok(()) };
+        let step = self.options.prefill_step_size as i32;
+        while rest.dim(1) > 1 {
+            let n = step.min(rest.dim(1) - 1);
+            let chunk = rest.try_index_cols(0, n)?;
+            self.forward(&chunk)?;
+            eval(self.caches.iter().flat_map(KvCache::arrays))?;
+            rest = rest.try_index_cols(n, rest.dim(1))?;
+        }
+        self.pending = Some(rest);
+        Ok(())
+    }
+
+    /// Builds (lazily) the step that feeds `tokens` (`[B, L]`) and samples from the last position.
+    fn build_step(&mut self, tokens: &Array) -> Result<(Array, Array)> {
+        let logits = self.forward(tokens)?;
+        let last = logits.try_index_cols(logits.dim(1) - 1, logits.dim(1))?.squeeze_axes(&[1])?;
+        let logprobs = log_softmax(&last)?;
+        let sampled = self.options.sampling.sample(&logprobs, self.produced)?;
+        Ok((sampled, logprobs))
+    }
+
+    /// The next token of every sequence, materialized on the host; `None` once `max_tokens` are
+    /// produced or every sequence has stopped.
+    pub fn next_token(&mut self) -> Result<Option<Step>> {
+        if self.produced >= self.options.max_tokens || self.finished.iter().all(|f| *f) {
+            return Ok(None);
+        }
+        if self.ahead.is_none() {
+            self.prefill()?;
+            let last = self.pending.take().expect("prefill leaves the last prompt token");
+            let first = self.build_step(&last)?;
+            async_eval([&first.0, &first.1])?;
+            self.ahead = Some(first);
+        }
+        let (sampled, logprobs) = self.ahead.take().expect("queued above");
+        self.produced += 1;
+        if self.produced < self.options.max_tokens {
+            let next_input = sampled.reshape(&[-1, 1])?;
+            let next = self.build_step(&next_input)?;
+            async_eval([&next.0, &next.1])?;
+            self.ahead = Some(next);
+        }
+        let tokens: Vec<u32> = sampled.as_dtype(Dtype::Uint32)?.as_slice::<u32>().to_vec();
+        if !self.options.stop_tokens.is_empty() {
+            for (done, t) in self.finished.iter_mut().zip(&tokens) {
+                *done |= self.options.stop_tokens.contains(t);
+            }
+        }
+        Ok(Some(Step { tokens, logprobs }))
+    }
+}
+
+/// Column slicing of `[B, L, ...]` arrays along axis 1.
+trait ColumnSlice {
+    fn try_index_cols(&self, start: i32, stop: i32) -> Result<Array>;
+}
+
+impl ColumnSlice for Array {
+    fn try_index_cols(&self, start: i32, stop: i32) -> Result<Array> {
+        use mlx_rs::ops::indexing::TryIndexOp;
+        Ok(self.try_index((.., start..stop))?)
+    }
+}

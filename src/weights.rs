@@ -1,0 +1,97 @@
+//! Tensors of an MLX-format model (`model.safetensors`, or shards listed in
+//! `model.safetensors.index.json`), handed out by name so that loading can prove it used every
+//! tensor in the files and found every tensor it expected.
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+};
+
+use mlx_rs::Array;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Deserialize)]
+struct ShardIndex {
+    weight_map: BTreeMap<String, String>,
+}
+
+/// Every tensor of a model, each remembered with the file it came from.
+pub struct WeightStore {
+    tensors: HashMap<String, (Array, PathBuf)>,
+    files: Vec<PathBuf>,
+}
+
+impl WeightStore {
+    /// Loads `model.safetensors`, or every shard named by `model.safetensors.index.json`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let index = dir.join("model.safetensors.index.json");
+        let files = if index.is_file() {
+            let text = std::fs::read_to_string(&index).map_err(|source| Error::Io { path: index.clone(), source })?;
+            let parsed: ShardIndex =
+                serde_json::from_str(&text).map_err(|e| Error::Config { path: index.clone(), detail: e.to_string() })?;
+            let mut shards: Vec<PathBuf> = parsed.weight_map.values().map(|f| dir.join(f)).collect();
+            shards.sort();
+            shards.dedup();
+            shards
+        } else {
+            vec![dir.join("model.safetensors")]
+        };
+        let mut tensors = HashMap::new();
+        for file in &files {
+            if !file.is_file() {
+                return Err(Error::MissingFile { path: file.clone() });
+            }
+            let loaded = Array::load_safetensors(file)
+                .map_err(|e| Error::Safetensors { path: file.clone(), detail: e.to_string() })?;
+            for (name, array) in loaded {
+                if let Some((_, first)) = tensors.insert(name.clone(), (array, file.clone())) {
+                    return Err(Error::DuplicateTensor { name, first, second: file.clone() });
+                }
+            }
+        }
+        Ok(Self { tensors, files })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Takes a tensor that must exist.
+    pub fn take(&mut self, name: &str) -> Result<Array> {
+        self.tensors.remove(name).map(|(a, _)| a).ok_or_else(|| Error::MissingTensor {
+            name: name.to_string(),
+            files: self.files.clone(),
+        })
+    }
+
+    /// Takes a tensor that must exist with exactly this shape.
+    pub fn take_shaped(&mut self, name: &str, shape: &[i32]) -> Result<Array> {
+        let file = self.tensors.get(name).map(|(_, f)| f.clone());
+        let array = self.take(name)?;
+        if array.shape() != shape {
+            return Err(Error::TensorShape {
+                name: name.to_string(),
+                file: file.unwrap_or_default(),
+                expected: shape.to_vec(),
+                found: array.shape().to_vec(),
+            });
+        }
+        Ok(array)
+    }
+
+    /// Drops tensors the architecture knowingly ignores (e.g. precomputed RoPE frequencies).
+    pub fn discard(&mut self, name: &str) {
+        self.tensors.remove(name);
+    }
+
+    /// Fails if any tensor in the files was not used.
+    pub fn finish(self) -> Result<()> {
+        let mut left: Vec<(String, PathBuf)> = self.tensors.into_iter().map(|(n, (_, f))| (n, f)).collect();
+        left.sort();
+        match left.into_iter().next() {
+            None => Ok(()),
+            Some((name, file)) => Err(Error::UnusedTensor { name, file }),
+        }
+    }
+}

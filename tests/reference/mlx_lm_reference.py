@@ -1,0 +1,437 @@
+"""Python reference for mlxbench's parity tests, driven by Apple's mlx-lm.
+
+The Rust tests call this script with the interpreter from ``target/pyref`` (made by
+``.ci/setup``) or ``$MLXBENCH_REFERENCE_PYTHON``. It has two subcommands:
+
+``make --arch ARCH --bits BITS --out DIR [--seed N]``
+    Writes a tiny random-weight model in MLX format using mlx-lm's own model classes,
+    quantizer and save helpers (``config.json``, ``model.safetensors``,
+    ``model.safetensors.index.json``), plus a byte-level BPE ``tokenizer.json`` trained
+    offline on text embedded below and a ``tokenizer_config.json``. ARCH is one of
+    llama, mistral, qwen2, qwen3; BITS is none, 4 or 8. Weights are float32, seeded,
+    and scaled so that greedy decoding does not collapse onto one token; the command
+    fails if it does.
+
+``run --cases CASES.json``
+    Runs ``mlx_lm.generate.generate_step`` greedily for each case of a JSON list of
+    ``{"model": DIR, "prompt_ids": [...], "max_tokens": 32, "kv_bits": null|4|8,
+    "kv_group_size": 64, "quantized_kv_start": 0, "max_kv_size": null|N,
+    "prefill_step_size": 2048}`` (missing keys take the values shown; a max_kv_size
+    gives every layer a ``RotatingKVCache(max_kv_size, keep=4)``) and prints one JSON
+    list to stdout, one object per case:
+    ``{"tokens": [...], "first_logprobs": [...], "last_logprobs": [...],
+    "top2_gaps": [...]}`` (the full-vocabulary log-probabilities the first and last
+    tokens were picked from, and per generated token the log-probability margin of the
+    best token over the runner-up: random models have near ties, where a tiny numerical
+    difference may flip a greedy pick), or ``{"error": "..."}`` where mlx-lm itself
+    rejects the case's settings. All logging goes to stderr.
+
+``time --model DIR [--prompt-tokens P] [--gen-tokens G] [--trials N] [--warmup W]``
+    Times mlx-lm's greedy ``generate_step`` with mlxbench's definitions (time to first token;
+    generation tokens/s counted from the first token to the last) and prints one JSON list,
+    one object per trial: the side-by-side reference for our decode speed.
+
+``make`` also takes ``--override JSON`` (config keys, e.g. a real model's shape) and
+``--dtype`` (float32, float16, bfloat16) to write timing models.
+"""
+
+import argparse
+import contextlib
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import mlx.core as mx
+from mlx.utils import tree_flatten, tree_unflatten
+from mlx_lm.generate import generate_step
+from mlx_lm.models.cache import RotatingKVCache
+from mlx_lm.sample_utils import greedy_sampler
+from mlx_lm.utils import load_model, quantize_model, save_config, save_model
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+VOCAB_SIZE = 1024
+EOS_TOKEN = "<|endoftext|>"
+GROUP_SIZE = 64
+
+# Shapes shared by every architecture: small enough for a 2-core CPU, with head_dim 64
+# so mlx-lm's quantized KV cache (group size 64) applies.
+BASE_CONFIG = {
+    "vocab_size": VOCAB_SIZE,
+    "hidden_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "intermediate_size": 512,
+    "rms_norm_eps": 1e-5,
+    "max_position_embeddings": 4096,
+}
+
+# Per-architecture config keys (as a Hugging Face config.json spells them) and the
+# mlx_lm.models module that implements each.
+ARCHES = {
+    "llama": (
+        "llama",
+        {
+            "model_type": "llama",
+            "architectures": ["LlamaForCausalLM"],
+            "tie_word_embeddings": False,
+            "rope_theta": 500000.0,
+            "rope_scaling": {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 512,
+            },
+        },
+    ),
+    "mistral": (
+        "llama",
+        {
+            "model_type": "mistral",
+            "architectures": ["MistralForCausalLM"],
+            "tie_word_embeddings": False,
+            "rope_theta": 1000000.0,
+        },
+    ),
+    "qwen2": (
+        "qwen2",
+        {
+            "model_type": "qwen2",
+            "architectures": ["Qwen2ForCausalLM"],
+            "tie_word_embeddings": True,
+            "rope_theta": 1000000.0,
+        },
+    ),
+    "qwen3": (
+        "qwen3",
+        {
+            "model_type": "qwen3",
+            "architectures": ["Qwen3ForCausalLM"],
+            "tie_word_embeddings": False,
+            "rope_theta": 1000000.0,
+        },
+    ),
+}
+
+# Layer that the 4-bit qwen3 model keeps at 8 bits, to exercise per-layer quantization.
+QWEN3_8BIT_LAYER = "model.layers.0.mlp.down_proj"
+
+# Init scales: linear weights ~ N(0, (LINEAR_GAIN / sqrt(fan_in))^2),
+# embeddings ~ N(0, EMBED_STD^2), norm weights ~ 1 + N(0, NORM_NOISE^2),
+# biases ~ N(0, BIAS_STD^2). With tied embeddings (qwen2) a large EMBED_STD makes the
+# input token's own embedding dominate the logits, so greedy decoding repeats it.
+LINEAR_GAIN = 2.0
+EMBED_STD = 0.25
+NORM_NOISE = 0.1
+BIAS_STD = 0.5
+
+# Greedy decoding check run by `make`: from the first PROBE_PROMPT_LEN tokens of
+# TOKENIZER_TEXT, PROBE_NEW_TOKENS greedy tokens must hold at least PROBE_MIN_DISTINCT ids.
+PROBE_PROMPT_LEN = 20
+PROBE_NEW_TOKENS = 32
+PROBE_MIN_DISTINCT = 8
+
+# Training text for the BPE tokenizer (written for this project).
+TOKENIZER_TEXT = """\
+The lighthouse keeper climbed the spiral stairs every evening to wind the clock and polish
+the great lens. From the gallery she could see fishing boats returning to the harbour, their
+lanterns swinging as the swell rolled under them. In winter the storms came from the west,
+and the whole tower hummed like a struck bell while rain hammered against the windows.
+
+A bakery on the corner opens before sunrise. The baker mixes flour, water, salt and a little
+yeast, folds the dough, and leaves it to rise in wicker baskets lined with linen. By six
+o'clock the shelves hold crusty loaves, cinnamon buns, almond croissants and small rye rolls
+that neighbours buy on their way to the station.
+
+Mountains shape the weather of the valley below. Warm air rises along the slopes, cools,
+and forms clouds that gather over the peaks by early afternoon. Hikers who start at dawn
+usually reach the ridge before thunder begins; those who linger at the lake often hurry
+down through hail, counting the seconds between lightning and the echo.
+
+Computers store numbers as patterns of bits. A floating point value keeps a sign, an
+exponent and a fraction, which lets it cover tiny and enormous magnitudes with limited
+precision. Quantization trades some of that precision for memory: groups of weights share
+a scale and an offset, and each weight becomes a small integer of four or eight bits.
+
+The library was quiet except for the ticking radiator and the occasional turning of a page.
+Students bent over history books, maps of ancient trade routes, and thick dictionaries of
+forgotten languages. A librarian wheeled a squeaky cart between the shelves, returning
+novels, atlases, poetry collections and biographies of explorers to their places.
+
+Gardening rewards patience. Tomatoes need sunshine, steady watering and strong stakes;
+beans climb anything they can reach; lettuce bolts when July turns hot. Compost made from
+kitchen scraps, fallen leaves and grass clippings feeds the soil, and earthworms do the
+quiet work of mixing it deep into the beds.
+
+Trains crossed the continent in four days. Passengers watched wheat fields give way to
+forests, then deserts, then snowy passes where the engine slowed to a crawl. At night the
+dining car served soup, roasted vegetables and apple pie, and strangers traded stories
+about the cities they were leaving and the jobs waiting for them.
+
+Music theory describes how notes relate to one another. A major scale follows a pattern of
+whole and half steps; chords stack thirds; rhythm divides time into beats and measures.
+Yet a good melody often surprises the listener, bending a rule just enough to feel both
+familiar and new, like a river that changes its course after a flood.
+
+Honeybees communicate through dance. A forager returning to the hive performs a waggle
+run whose angle points toward the flowers relative to the sun and whose length signals the
+distance. Her sisters follow her movements, taste the nectar she carries, and fly out to
+find the same meadow of clover, thyme or lavender.
+
+The old bridge was built from granite blocks quarried upstream and floated down on rafts.
+Engineers measured the current, sank wooden piles into the riverbed, and raised arches
+wide enough for barges to pass beneath. Two centuries later it still carries cyclists,
+delivery vans, school children and the occasional stubborn goat.
+
+Chess players study openings, tactics and endgames. A knight fork attacks two pieces at
+once; a pin freezes a defender in place; a quiet pawn move can decide a game many turns
+later. Grandmasters calculate deeply, but they also rely on judgement, recognising
+patterns from thousands of games played and reviewed.
+
+Volcanoes build islands one eruption at a time. Lava cools into black rock, storms grind
+it into sand, and seeds carried by birds or ocean currents take root in the cracks. Within
+a few decades ferns, mosses and palms cover slopes that were once bare and smoking, and
+crabs scuttle along beaches that did not exist before.
+"""
+
+
+def train_tokenizer():
+    """Train a byte-level BPE tokenizer on TOKENIZER_TEXT with at most VOCAB_SIZE ids.
+
+    Returns the `tokenizers.Tokenizer`; its end-of-sequence token is EOS_TOKEN.
+    """
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=[EOS_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(TOKENIZER_TEXT.splitlines(keepends=True), trainer)
+    if tokenizer.get_vocab_size() > VOCAB_SIZE:
+        raise RuntimeError(f"tokenizer vocab {tokenizer.get_vocab_size()} > {VOCAB_SIZE}")
+    return tokenizer
+
+
+def model_config(arch, eos_token_id, overrides=None):
+    """Return (mlx_lm.models module name, config.json dict) for ARCH.
+
+    qwen2's config has no head_dim, as in real Qwen2 checkpoints: mlx-lm derives it
+    from hidden_size / num_attention_heads (also 64 here). OVERRIDES (a dict) replaces
+    any keys, e.g. to write a real model's shape for speed comparisons.
+    """
+    module_name, arch_keys = ARCHES[arch]
+    config = dict(BASE_CONFIG, **arch_keys, eos_token_id=eos_token_id)
+    config.update(overrides or {})
+    if arch == "qwen2":
+        del config["head_dim"]
+    return module_name, config
+
+
+def random_weights(model, seed):
+    """Return seeded random float32 weights for every parameter of MODEL.
+
+    The scales are deliberately larger than a trained model's init so that random
+    models still produce varied greedy continuations (see the module constants).
+    """
+    params = sorted(tree_flatten(model.parameters()), key=lambda kv: kv[0])
+    keys = mx.random.split(mx.random.key(seed), len(params))
+    weights = []
+    for (name, value), key in zip(params, keys):
+        noise = mx.random.normal(value.shape, dtype=mx.float32, key=key)
+        if name.endswith("norm.weight"):
+            w = 1.0 + NORM_NOISE * noise
+        elif name.endswith("embed_tokens.weight"):
+            w = EMBED_STD * noise
+        elif name.endswith(".bias"):
+            w = BIAS_STD * noise
+        elif name.endswith(".weight") and value.ndim == 2:
+            w = (LINEAR_GAIN / value.shape[-1] ** 0.5) * noise
+        else:
+            raise ValueError(f"no init rule for parameter {name} {value.shape}")
+        weights.append((name, w))
+    return tree_unflatten(weights)
+
+
+def qwen3_mixed_predicate(path, module):
+    """quant_predicate keeping QWEN3_8BIT_LAYER at 8 bits; everything else gets defaults."""
+    if path == QWEN3_8BIT_LAYER:
+        return {"group_size": GROUP_SIZE, "bits": 8, "mode": "affine"}
+    return True
+
+
+def greedy_tokens(model, prompt_ids, max_tokens):
+    """Return the ids mlx-lm's greedy generate_step produces for PROMPT_IDS."""
+    prompt = mx.array(prompt_ids, dtype=mx.uint32)
+    steps = generate_step(prompt, model, max_tokens=max_tokens, sampler=greedy_sampler)
+    return [token for token, _ in steps]
+
+
+def make(arch, bits, out, seed, overrides=None, dtype="float32"):
+    """Write the model directory OUT for ARCH at BITS ("none", "4" or "8") from SEED.
+
+    With OVERRIDES (config keys) the greedy probe only reports: deep random models of real
+    shapes are for timing, not parity. DTYPE casts the weights before quantization.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    tokenizer = train_tokenizer()
+    eos_token_id = tokenizer.token_to_id(EOS_TOKEN)
+    module_name, config = model_config(arch, eos_token_id, overrides)
+
+    module = importlib.import_module(f"mlx_lm.models.{module_name}")
+    model = module.Model(module.ModelArgs.from_dict(config))
+    model.update(random_weights(model, seed))
+    if dtype != "float32":
+        model.set_dtype(getattr(mx, dtype))
+    mx.eval(model.parameters())
+
+    if bits != "none":
+        predicate = qwen3_mixed_predicate if (arch, bits) == ("qwen3", "4") else None
+        # quantize_model reports bits per weight on stdout; keep stdout for results.
+        with contextlib.redirect_stdout(sys.stderr):
+            model, config = quantize_model(
+                model, config, GROUP_SIZE, int(bits), quant_predicate=predicate
+            )
+
+    save_model(out, model)
+    save_config(config, out / "config.json")
+    tokenizer.save(str(out / "tokenizer.json"))
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": EOS_TOKEN,
+        "add_bos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": config["max_position_embeddings"],
+    }
+    with open(out / "tokenizer_config.json", "w") as f:
+        json.dump(tokenizer_config, f, indent=2)
+
+    loaded, _ = load_model(out)
+    prompt_ids = tokenizer.encode(TOKENIZER_TEXT).ids[:PROBE_PROMPT_LEN]
+    generated = greedy_tokens(loaded, prompt_ids, PROBE_NEW_TOKENS)
+    distinct = len(set(generated))
+    print(f"{out}: greedy probe gave {distinct} distinct of {len(generated)}", file=sys.stderr)
+    if distinct < PROBE_MIN_DISTINCT and not overrides:
+        raise SystemExit(f"{out}: greedy decoding is degenerate: {generated}")
+
+
+def run_case(model, case):
+    """Run one case with mlx-lm's generate_step and return its result object."""
+    max_kv_size = case.get("max_kv_size")
+    prompt_cache = None
+    if max_kv_size is not None:
+        prompt_cache = [
+            RotatingKVCache(max_size=max_kv_size, keep=4) for _ in model.layers
+        ]
+    steps = generate_step(
+        mx.array(case["prompt_ids"], dtype=mx.uint32),
+        model,
+        max_tokens=case.get("max_tokens", 32),
+        sampler=greedy_sampler,
+        prompt_cache=prompt_cache,
+        prefill_step_size=case.get("prefill_step_size", 2048),
+        kv_bits=case.get("kv_bits"),
+        kv_group_size=case.get("kv_group_size", GROUP_SIZE),
+        quantized_kv_start=case.get("quantized_kv_start", 0),
+    )
+    tokens, gaps, first, last = [], [], None, None
+    try:
+        for token, logprobs in steps:
+            tokens.append(token)
+            best_two = mx.topk(logprobs, 2)
+            gaps.append((best_two.max() - best_two.min()).item())
+            if first is None:
+                first = logprobs
+            last = logprobs
+    except NotImplementedError as e:
+        # mlx-lm cannot quantize a RotatingKVCache (kv_bits with max_kv_size).
+        return {"error": f"NotImplementedError: {e}"}
+    return {
+        "tokens": tokens,
+        "first_logprobs": first.tolist() if first is not None else [],
+        "last_logprobs": last.tolist() if last is not None else [],
+        "top2_gaps": gaps,
+    }
+
+
+def run(cases_path):
+    """Run every case of CASES_PATH and print the JSON list of results to stdout."""
+    with open(cases_path) as f:
+        cases = json.load(f)
+    loaded = {}
+    results = []
+    for i, case in enumerate(cases):
+        model_dir = case["model"]
+        if model_dir not in loaded:
+            loaded[model_dir], _ = load_model(Path(model_dir))
+        results.append(run_case(loaded[model_dir], case))
+        print(f"case {i}: {model_dir} done", file=sys.stderr)
+    json.dump(results, sys.stdout)
+    sys.stdout.write("\n")
+
+
+def time_generation(model_dir, prompt_tokens, gen_tokens, trials, warmup):
+    """Time mlx-lm's greedy generate_step with the definitions mlxbench uses, print JSON.
+
+    Per trial: time to first token (from the call until the first token is on the host) and
+    generation tokens/s = (tokens - 1) / (time from the first token to the last).
+    """
+    model, _ = load_model(Path(model_dir))
+    prompt = mx.array([(i * 37 + 11) % 1000 + 1 for i in range(prompt_tokens)], dtype=mx.uint32)
+    results = []
+    for trial in range(warmup + trials):
+        mx.reset_peak_memory()
+        start = time.perf_counter()
+        first = last = None
+        for _token, _ in generate_step(prompt, model, max_tokens=gen_tokens, sampler=greedy_sampler):
+            last = time.perf_counter()
+            first = first or last
+        if trial >= warmup:
+            results.append({
+                "ttft_ms": (first - start) * 1e3,
+                "generation_tps": (gen_tokens - 1) / (last - first),
+                "peak_memory_gb": mx.get_peak_memory() / 1e9,
+            })
+    json.dump(results, sys.stdout)
+    sys.stdout.write("\n")
+
+
+def main():
+    """Parse the command line and dispatch to `make` or `run`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    make_p = sub.add_parser("make", help="write a random-weight MLX model directory")
+    make_p.add_argument("--arch", required=True, choices=sorted(ARCHES))
+    make_p.add_argument("--bits", required=True, choices=["none", "4", "8"])
+    make_p.add_argument("--out", required=True)
+    make_p.add_argument("--seed", type=int, default=0)
+    make_p.add_argument("--override", type=json.loads, default=None,
+                        help="JSON object of config keys to replace (e.g. a real model's shape)")
+    make_p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    run_p = sub.add_parser("run", help="run greedy generation cases through mlx-lm")
+    run_p.add_argument("--cases", required=True)
+    time_p = sub.add_parser("time", help="time mlx-lm's greedy generation (as mlxbench does)")
+    time_p.add_argument("--model", required=True)
+    time_p.add_argument("--prompt-tokens", type=int, default=512)
+    time_p.add_argument("--gen-tokens", type=int, default=128)
+    time_p.add_argument("--trials", type=int, default=3)
+    time_p.add_argument("--warmup", type=int, default=1)
+    args = parser.parse_args()
+    if args.command == "make":
+        make(args.arch, args.bits, args.out, args.seed, args.override, args.dtype)
+    elif args.command == "time":
+        time_generation(args.model, args.prompt_tokens, args.gen_tokens, args.trials, args.warmup)
+    else:
+        run(args.cases)
+
+
+if __name__ == "__main__":
+    main()
