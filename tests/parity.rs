@@ -207,6 +207,32 @@ fn check_cache_consistency(arch: &str) {
     assert!(diff < 1e-3, "{arch}: cached and uncached logits differ by {diff}");
 }
 
+/// A batch of two prompts gives each row the tokens that row gets alone (greedy, float32).
+#[test]
+fn batched_generation_matches_single_sequences() {
+    let dir = make_model("llama", "none");
+    let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
+    device::select(DeviceKind::Cpu).unwrap();
+    let loaded = models::load(&dir).unwrap();
+    let rows = vec![prompt(16, 7), prompt(16, 8)];
+    let generate = |prompt: Tokens| {
+        let options = GenerateOptions { max_tokens: 12, ..GenerateOptions::default() };
+        let mut generation = Generation::new(loaded.model.as_ref(), &prompt, options).unwrap();
+        let mut out = vec![Vec::new(); prompt.batch()];
+        while let Some(step) = generation.next_token().unwrap() {
+            for (row, t) in out.iter_mut().zip(step.tokens) {
+                row.push(t);
+            }
+        }
+        out
+    };
+    let batched = generate(Tokens::batch_of(rows.clone()).unwrap());
+    for (i, row) in rows.into_iter().enumerate() {
+        assert_eq!(batched[i], generate(Tokens::single(row).unwrap())[0], "row {i}");
+    }
+    assert_ne!(batched[0], batched[1]);
+}
+
 macro_rules! parity_tests {
     ($($name:ident => $arch:literal),* $(,)?) => {
         mod matches_mlx_lm {
