@@ -5,20 +5,13 @@ use crate::{
     error::{Error, Result},
 };
 
-/// mlx-lm `qwen3.ModelArgs`: `head_dim` and `tie_word_embeddings` are required; `rope_theta` and
-/// the scaling may sit under `rope_parameters` (transformers >= 5).
+/// mlx-lm `qwen3.ModelArgs`: `head_dim`, `tie_word_embeddings` and `rope_theta` are required, the
+/// last two possibly under `rope_parameters` (transformers >= 5).
 pub fn spec(c: &ModelConfig) -> Result<DecoderSpec> {
     let missing = |key: &str| Error::InvalidOption(format!("qwen3 config.json lacks {key}"));
     let nested = c.rope_parameters.as_ref();
     Ok(DecoderSpec {
-        hidden_size: c.hidden_size,
-        layers: c.num_hidden_layers,
-        heads: c.num_attention_heads,
-        kv_heads: c.n_kv_heads(),
         head_dim: c.head_dim.ok_or_else(|| missing("head_dim"))?,
-        intermediate_size: c.intermediate_size,
-        vocab_size: c.vocab_size,
-        rms_norm_eps: c.rms_norm_eps,
         qkv_bias: false,
         o_bias: false,
         mlp_bias: false,
@@ -27,6 +20,6 @@ pub fn spec(c: &ModelConfig) -> Result<DecoderSpec> {
         rope_theta: c.rope_theta.or(nested.and_then(|p| p.rope_theta)).ok_or_else(|| missing("rope_theta"))?,
         rope_traditional: false,
         rope_scaling: c.rope_scaling.clone().or_else(|| nested.map(|p| p.scaling.clone())),
-        max_position_embeddings: c.max_position_embeddings,
+        ..DecoderSpec::from_config(c, 0.0)
     })
 }

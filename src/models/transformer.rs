@@ -39,6 +39,31 @@ pub struct DecoderSpec {
 }
 
 impl DecoderSpec {
+    /// The config's shapes with Llama's conventions (no q/k norm, biases as `attention_bias` /
+    /// `mlp_bias` say, tied embeddings unless told otherwise, RoPE base `default_theta` unless
+    /// given); architectures override what differs.
+    pub fn from_config(c: &ModelConfig, default_theta: f32) -> Self {
+        Self {
+            hidden_size: c.hidden_size,
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            kv_heads: c.n_kv_heads(),
+            head_dim: c.head_dim(),
+            intermediate_size: c.intermediate_size,
+            vocab_size: c.vocab_size,
+            rms_norm_eps: c.rms_norm_eps,
+            qkv_bias: c.attention_bias,
+            o_bias: c.attention_bias,
+            mlp_bias: c.mlp_bias,
+            qk_norm: false,
+            tie_word_embeddings: c.tie_word_embeddings.unwrap_or(true),
+            rope_theta: c.rope_theta.unwrap_or(default_theta),
+            rope_traditional: c.rope_traditional,
+            rope_scaling: c.rope_scaling.clone(),
+            max_position_embeddings: c.max_position_embeddings,
+        }
+    }
+
     /// mlx-lm's `initialize_rope`, for the scaling kinds our architectures use.
     fn rope(&self) -> Result<Rope> {
         let dims = self.head_dim as i32;
