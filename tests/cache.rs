@@ -1,5 +1,8 @@
 //! KV caches on their own: offsets, growth in steps, sizes in bytes, and a quantized round trip.
-use mlx_rs::{ops::dequantize, random, Array, Dtype};
+mod common;
+
+use common::host_f32 as host;
+use mlx_rs::{ops::dequantize, random, Array};
 use mlxbench::{
     cache::{Fetched, KvCache, KvCacheOptions, PlainCache, STEP},
     device::{self, DeviceKind},
@@ -10,12 +13,6 @@ fn kv(len: i32, seed: u64) -> Array {
     random::normal::<f32>(&[1, 2, len, 64], None, None, &key).unwrap()
 }
 
-fn host(a: &Array) -> Vec<f32> {
-    // `+ 0` materializes sliced views contiguously for reading back.
-    let a = a.as_dtype(Dtype::Float32).unwrap().add(Array::from_f32(0.0)).unwrap();
-    a.eval().unwrap();
-    a.as_slice::<f32>().to_vec()
-}
 
 #[test]
 fn plain_cache_grows_in_steps_and_returns_what_was_written() {

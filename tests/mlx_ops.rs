@@ -1,5 +1,8 @@
 //! MLX through mlx-rs on the CPU backend, checked against numbers computed here by hand or by
 //! straightforward host-side reference code.
+mod common;
+
+use common::host_f32 as to_vec;
 use half::{bf16, f16};
 use mlx_rs::{
     fast::{self, ScaledDotProductAttentionMask},
@@ -21,12 +24,6 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
-}
-
-fn to_vec(a: &Array) -> Vec<f32> {
-    let a = a.as_dtype(Dtype::Float32).unwrap();
-    a.eval().unwrap();
-    a.as_slice::<f32>().to_vec()
 }
 
 fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {

@@ -12,7 +12,10 @@ use std::{
     sync::Mutex,
 };
 
-use mlx_rs::{Array, Dtype};
+mod common;
+
+use common::host_f32 as logprobs_row;
+use mlx_rs::Array;
 use mlxbench::{
     cache::KvCacheOptions,
     device::{self, DeviceKind},
@@ -104,12 +107,6 @@ fn cases(model: &Path) -> Vec<(String, Case)> {
         ("rotating cache".into(), Case { prompt_ids: prompt(40, 2), max_kv_size: Some(48), ..base.clone() }),
         ("chunked prefill + kv_bits 8".into(), Case { prompt_ids: prompt(40, 3), prefill_step_size: 16, kv_bits: Some(8), ..base }),
     ]
-}
-
-fn logprobs_row(a: &Array) -> Vec<f32> {
-    let a = a.as_dtype(Dtype::Float32).unwrap();
-    a.eval().unwrap();
-    a.as_slice::<f32>().to_vec()
 }
 
 fn run_ours(case: &Case) -> Ours {

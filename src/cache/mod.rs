@@ -104,6 +104,18 @@ pub enum Mask {
     Array(Array),
 }
 
+impl Mask {
+    /// mlx-lm's rule for a full-history forward pass: a single new token sees every key,
+    /// several need the causal mask.
+    pub fn causal_unless_single(n: i32) -> Mask {
+        if n == 1 {
+            Mask::None
+        } else {
+            Mask::Causal
+        }
+    }
+}
+
 /// One layer's cache.
 pub enum KvCache {
     Plain(PlainCache),
@@ -134,8 +146,7 @@ impl KvCache {
     pub fn make_mask(&self, n: i32) -> Result<Mask> {
         match self {
             KvCache::Rotating(c) => c.make_mask(n),
-            _ if n == 1 => Ok(Mask::None),
-            _ => Ok(Mask::Causal),
+            _ => Ok(Mask::causal_unless_single(n)),
         }
     }
 

@@ -310,8 +310,7 @@ impl Decoder {
         let mut h = self.embed_tokens.rows(tokens)?;
         let mask = match caches.as_deref() {
             Some([first, ..]) => first.make_mask(len)?,
-            _ if len > 1 => Mask::Causal,
-            _ => Mask::None,
+            _ => Mask::causal_unless_single(len),
         };
         for (i, block) in self.blocks.iter().enumerate() {
             let cache = caches.as_deref_mut().map(|c| &mut c[i]);
