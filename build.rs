@@ -11,4 +11,30 @@ fn main() {
     }
     println!("cargo:rustc-env=MLXBENCH_MLX_LIB_DIR={lib_dir}");
     println!("cargo:rerun-if-env-changed=DEP_MLX_LIB_DIR");
+    println!("cargo:rustc-env=MLXBENCH_GIT_COMMIT={}", git_commit());
+    for path in [".git/HEAD", ".git/index"] {
+        if std::path::Path::new(path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+}
+
+/// The commit being built, `-dirty` when tracked files differ from it (as of the last build
+/// script run), `unknown` outside a git checkout.
+fn git_commit() -> String {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            if dirty { format!("{commit}-dirty") } else { commit }
+        }
+        None => "unknown".into(),
+    }
 }

@@ -143,6 +143,12 @@ pub fn memory_snapshot() -> Result<MemorySnapshot> {
     })
 }
 
+/// Returns MLX's cached (freed but kept) buffers to the system, so a trial starts from the same
+/// allocator state as the one before it.
+pub fn clear_cache() -> Result<()> {
+    Ok(memory::clear_cache()?)
+}
+
 /// Starts a new peak-memory window (MLX's peak is otherwise process-wide).
 pub fn reset_peak_memory() -> Result<()> {
     Ok(memory::reset_peak_memory()?)

@@ -74,3 +74,24 @@ pub enum Error {
 
 /// Shorthand for results of this library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One line for an error and its causes, for reports: each cause's text once (MLX's message is
+/// both the error and its source), without the C++/Rust source locations MLX and mlx-rs append.
+pub fn describe<'a>(chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    static LOCATION: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let location = LOCATION.get_or_init(|| {
+        regex::Regex::new(r#"\s+at\s+[^\s"]+\.(?:cpp|cc|h|hpp|rs):\d+(?::\d+)?"#).expect("a valid pattern")
+    });
+    let mut text = String::new();
+    for cause in chain {
+        let part = location.replace_all(&cause.to_string(), "").into_owned();
+        let bare = part.trim_matches('"');
+        if !text.contains(bare) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}

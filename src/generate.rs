@@ -152,21 +152,56 @@ impl<'m> Generation<'m> {
         Ok(logits)
     }
 
-    /// Runs all prompt tokens but the last through the model in chunks of `prefill_step_size`,
-    /// evaluating the caches after each chunk. The last token is run by the first decode step, as
-    /// in mlx-lm. Idempotent.
-    pub fn prefill(&mut self) -> Result<()> {
+    /// Copies the prompt tokens not yet run to the device and waits for it, so that what is timed
+    /// next starts with the prompt in place.
+    pub fn upload_prompt(&mut self) -> Result<()> {
+        if let Some(pending) = &self.pending {
+            pending.eval()?;
+        }
+        Ok(())
+    }
+
+    /// Prompt tokens not yet run through the model.
+    pub fn pending_tokens(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.dim(1) as usize)
+    }
+
+    /// Runs the first `count` pending prompt tokens through the model in chunks of
+    /// `prefill_step_size`, evaluating the caches after each chunk. At least one prompt token
+    /// always stays pending for the first decode step.
+    fn run_prompt_tokens(&mut self, count: usize) -> Result<()> {
         let Some(mut rest) = self.pending.take() else { return Ok(()) };
         let step = self.options.prefill_step_size as i32;
-        while rest.dim(1) > 1 {
-            let n = step.min(rest.dim(1) - 1);
+        let mut remaining = count.min(rest.dim(1).saturating_sub(1) as usize) as i32;
+        while remaining > 0 {
+            let n = step.min(remaining);
             let chunk = rest.try_index_cols(0, n)?;
             self.forward(&chunk)?;
             eval(self.caches.iter().flat_map(KvCache::arrays))?;
             rest = rest.try_index_cols(n, rest.dim(1))?;
+            remaining -= n;
         }
         self.pending = Some(rest);
         Ok(())
+    }
+
+    /// Fills the cache with the first `depth` prompt tokens (context that is already there before
+    /// the part being measured, like llama-bench's `-d`). Must come before [`Self::prefill`].
+    pub fn prefill_context(&mut self, depth: usize) -> Result<()> {
+        if depth >= self.pending_tokens() {
+            return Err(Error::InvalidOption(format!(
+                "a context of {depth} tokens leaves no prompt (the prompt has {} tokens)",
+                self.pending_tokens()
+            )));
+        }
+        self.run_prompt_tokens(depth)
+    }
+
+    /// Runs all prompt tokens but the last through the model in chunks of `prefill_step_size`,
+    /// evaluating the caches after each chunk. The last token is run by the first decode step, as
+    /// in mlx-lm. Idempotent.
+    pub fn prefill(&mut self) -> Result<()> {
+        self.run_prompt_tokens(usize::MAX)
     }
 
     /// Builds (lazily) the step that feeds `tokens` (`[B, L]`) and samples from the last position.

@@ -1,10 +1,17 @@
 //! The `mlxbench` command line.
-use std::time::{Duration, Instant};
+mod cli;
+
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, Result};
+use cli::warn_debug_build;
 use clap::{Args, Parser, Subcommand};
 use mlxbench::{
-    cache::KvCacheOptions,
+    compare,
     device::{self, DeviceKind},
     generate::{GenerateOptions, Generation, Sampling},
     hub, models,
@@ -34,6 +41,22 @@ enum Command {
     /// Generate text from a prompt with a model (a local MLX-format directory or a Hugging Face
     /// repo id). Prints the text, or with --json the prompt and generated token ids.
     Generate(GenerateArgs),
+    /// Benchmark models: prompt (prefill) tokens/s, generation tokens/s, time to first token and
+    /// peak memory, over a sweep of settings, with warmup, repeats and statistics. Prints a table
+    /// and appends every trial to a results file.
+    Run(Box<cli::run::RunArgs>),
+    /// Write a synthetic model: an MLX-format directory of a real shape (or any config.json)
+    /// with seeded random weights, quantized or not, and a small tokenizer.
+    Synth(cli::synth::SynthArgs),
+    /// Show the machine: CPU, memory, GPUs (and on Macs the chip and its GPU cores).
+    Hwinfo {
+        /// Print JSON with every field instead of one line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two Criterion baselines of the bench targets (time, with tokens/s, and peak
+    /// memory). Exits non-zero when something got worse beyond the threshold with confidence.
+    Compare(CompareArgs),
     /// Check MLX on the device: a bf16 matmul and a 4-bit quantized matmul against float32
     /// references, with their speed. Exits non-zero when a result is off.
     Selftest {
@@ -49,16 +72,6 @@ enum Command {
     },
 }
 
-/// `--kv-bits`: none, 4 or 8 (or another width MLX supports).
-#[derive(Debug, Clone, Copy)]
-struct KvBits(Option<i32>);
-
-fn parse_kv_bits(s: &str) -> Result<KvBits, String> {
-    match s {
-        "none" | "None" | "" => Ok(KvBits(None)),
-        bits => bits.parse().map(|b| KvBits(Some(b))).map_err(|_| format!("{bits:?} is not a number of bits or 'none'")),
-    }
-}
 
 #[derive(Debug, Args)]
 struct GenerateArgs {
@@ -85,17 +98,10 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Quantize the KV cache to this many bits (4 or 8), or `none`.
-    #[arg(long, value_parser = parse_kv_bits, default_value = "none")]
-    kv_bits: KvBits,
-    /// Group size of the KV-cache quantization.
-    #[arg(long, default_value_t = 64)]
-    kv_group_size: i32,
-    /// Start quantizing the KV cache once it holds this many tokens.
-    #[arg(long, default_value_t = 0)]
-    quantized_kv_start: i32,
-    /// Bound the KV cache to this many tokens (a rotating cache keeping the first 4).
-    #[arg(long)]
-    max_kv_size: Option<i32>,
+    #[arg(long, value_parser = cli::run::kv_bits_arg, default_value = "none")]
+    kv_bits: cli::run::KvBitsArg,
+    #[command(flatten)]
+    kv: cli::KvCacheArgs,
     /// Prompt tokens per prefill forward pass.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
     prefill_step_size: u64,
@@ -114,6 +120,40 @@ struct GenerateArgs {
     /// Untimed full generations before the reported one (GPU kernels compile on first use).
     #[arg(long, default_value_t = 0)]
     warmup: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Typical CI use: on main, `cargo bench -- --save-baseline main`; on a pull request, \
+`cargo bench` then `mlxbench compare --baseline main`.\n\n\
+A metric regresses when the whole 95% bootstrap interval of its change (time; tokens/s is the \
+same event) or the whole range of its change (peak memory) lies above +threshold: worse by more \
+than the threshold, with confidence.")]
+struct CompareArgs {
+    /// The saved baseline to compare against (`cargo bench -- --save-baseline NAME`).
+    #[arg(long)]
+    baseline: String,
+    /// The run to check: Criterion's latest (`new`) or another saved baseline.
+    #[arg(long, default_value = compare::DEFAULT_AGAINST)]
+    against: String,
+    /// Regression threshold in percent.
+    #[arg(long, default_value_t = compare::DEFAULT_THRESHOLD_PCT)]
+    threshold: f64,
+    /// Criterion's output directory (default: as Criterion finds it, e.g. target/criterion).
+    #[arg(long)]
+    criterion_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = compare::Format::Table)]
+    format: compare::Format,
+    /// Also fail when a benchmark of the baseline is missing from the compared run.
+    #[arg(long)]
+    strict: bool,
+}
+
+fn run_compare(args: &CompareArgs) -> Result<bool> {
+    let dir = args.criterion_dir.clone().unwrap_or_else(compare::criterion_output_dir);
+    let comparison = compare::compare(&dir, &args.baseline, &args.against, args.threshold, args.strict)?;
+    print!("{}", comparison.render(args.format));
+    Ok(!comparison.failed())
 }
 
 /// Host-side timestamps of one generation (for --verbose).
@@ -158,12 +198,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
     let options = GenerateOptions {
         max_tokens: args.max_tokens as usize,
         sampling,
-        kv: KvCacheOptions {
-            kv_bits: args.kv_bits.0,
-            kv_group_size: args.kv_group_size,
-            quantized_kv_start: args.quantized_kv_start,
-            max_kv_size: args.max_kv_size,
-        },
+        kv: args.kv.options(args.kv_bits.0),
         prefill_step_size: args.prefill_step_size as usize,
         stop_tokens: if args.stop_at_eos { loaded.config.eos_token_ids() } else { Vec::new() },
     };
@@ -195,18 +230,28 @@ fn generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
-fn warn_debug_build() {
-    if cfg!(debug_assertions) {
-        eprintln!(
-            "warning: this is a debug build of mlxbench; its timings are meaningless. \
-             Build with --release."
-        );
-    }
-}
-
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run(args) => {
+            if !cli::run::run(*args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Compare(args) => {
+            if !run_compare(&args)? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Synth(args) => cli::synth::run(args)?,
+        Command::Hwinfo { json } => {
+            let info = mlxbench::hwinfo::detect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("{}", info.summary());
+            }
+        }
         Command::Generate(args) => generate(args)?,
         Command::Info { device, json } => {
             let info = device::select(device.unwrap_or_else(device::default_kind))?;
@@ -259,5 +304,5 @@ fn main() -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

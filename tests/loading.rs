@@ -1,6 +1,9 @@
 //! Loading errors: each bad model directory gives an error that names the culprit (file, tensor,
 //! module or model type), never a panic. Models here are written by the test itself.
-use std::{collections::HashMap, path::PathBuf};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use mlx_rs::{random, Array};
 use mlxbench::{
@@ -52,7 +55,7 @@ fn write_model(name: &str, spoil: impl FnOnce(&mut serde_json::Value, &mut HashM
     dir
 }
 
-fn load_error(dir: &PathBuf) -> String {
+fn load_error(dir: &Path) -> String {
     match models::load(dir) {
         Ok(_) => panic!("{} loaded, but should not", dir.display()),
         Err(e) => e.to_string(),

@@ -26,7 +26,7 @@ The Rust tests call this script with the interpreter from ``target/pyref`` (made
     difference may flip a greedy pick), or ``{"error": "..."}`` where mlx-lm itself
     rejects the case's settings. All logging goes to stderr.
 
-``time --model DIR [--prompt-tokens P] [--gen-tokens G] [--trials N] [--warmup W]``
+``time --model DIR [--prompt-tokens P] [--gen-tokens G] [--trials N] [--warmup W] [--kv-bits B]``
     Times mlx-lm's greedy ``generate_step`` with mlxbench's definitions (time to first token;
     generation tokens/s counted from the first token to the last) and prints one JSON list,
     one object per trial: the side-by-side reference for our decode speed.
@@ -378,11 +378,12 @@ def run(cases_path):
     sys.stdout.write("\n")
 
 
-def time_generation(model_dir, prompt_tokens, gen_tokens, trials, warmup):
+def time_generation(model_dir, prompt_tokens, gen_tokens, trials, warmup, kv_bits=None):
     """Time mlx-lm's greedy generate_step with the definitions mlxbench uses, print JSON.
 
     Per trial: time to first token (from the call until the first token is on the host) and
-    generation tokens/s = (tokens - 1) / (time from the first token to the last).
+    generation tokens/s = (tokens - 1) / (time from the first token to the last); also mlx-lm's
+    own prompt tokens/s (prompt tokens / time to first token). KV_BITS quantizes the cache.
     """
     model, _ = load_model(Path(model_dir))
     prompt = mx.array([(i * 37 + 11) % 1000 + 1 for i in range(prompt_tokens)], dtype=mx.uint32)
@@ -391,12 +392,14 @@ def time_generation(model_dir, prompt_tokens, gen_tokens, trials, warmup):
         mx.reset_peak_memory()
         start = time.perf_counter()
         first = last = None
-        for _token, _ in generate_step(prompt, model, max_tokens=gen_tokens, sampler=greedy_sampler):
+        for _token, _ in generate_step(prompt, model, max_tokens=gen_tokens, sampler=greedy_sampler,
+                                         kv_bits=kv_bits, kv_group_size=64, quantized_kv_start=0):
             last = time.perf_counter()
             first = first or last
         if trial >= warmup:
             results.append({
                 "ttft_ms": (first - start) * 1e3,
+                "prompt_tps_mlx_lm": prompt_tokens / (first - start),
                 "generation_tps": (gen_tokens - 1) / (last - first),
                 "peak_memory_gb": mx.get_peak_memory() / 1e9,
             })
@@ -424,11 +427,12 @@ def main():
     time_p.add_argument("--gen-tokens", type=int, default=128)
     time_p.add_argument("--trials", type=int, default=3)
     time_p.add_argument("--warmup", type=int, default=1)
+    time_p.add_argument("--kv-bits", type=int, default=None, choices=[4, 8])
     args = parser.parse_args()
     if args.command == "make":
         make(args.arch, args.bits, args.out, args.seed, args.override, args.dtype)
     elif args.command == "time":
-        time_generation(args.model, args.prompt_tokens, args.gen_tokens, args.trials, args.warmup)
+        time_generation(args.model, args.prompt_tokens, args.gen_tokens, args.trials, args.warmup, args.kv_bits)
     else:
         run(args.cases)
 

@@ -1,0 +1,438 @@
+//! The CI regression gate: compares two Criterion baselines of our bench targets (time per
+//! iteration, with tokens/s, and our peak-memory sidecar) and says whether anything regressed.
+//!
+//! # How the gate decides
+//!
+//! Rows are matched by Criterion's benchmark id (`full_id` in each baseline folder's
+//! `benchmark.json`), never by path. The threshold `T` is a percentage (default 5).
+//!
+//! **Time.** From each baseline's `sample.json`, the time per iteration of every sample
+//! (`times[i] / iters[i]`, nanoseconds). The change is `mean(now) / mean(baseline) - 1`. Its 95%
+//! confidence interval comes from a percentile bootstrap: 10,000 rounds, each resampling both
+//! sets with replacement, seeded from the id so reruns give the same interval.
+//! - *regressed*: the whole interval above `+T` (confidently slower by more than `T`);
+//! - *improved*: the whole interval below `-T` (confidently faster by more than `T`);
+//! - *unchanged*: anything else, within the threshold or within the noise.
+//!
+//! When the bench declared `Throughput::Elements(tokens)`, tokens/s (`tokens / time`) is shown
+//! beside the time. Its change is `1 / (1 + time change) - 1`: the same event as the time
+//! change, with the same verdict, never counted twice.
+//!
+//! **Peak memory** (from our `mlxbench-memory.json` sidecar, one peak per sample). The change is
+//! `median(now) / median(baseline) - 1`. Memory is nearly deterministic, so instead of a
+//! confidence interval the range `min(now) / max(baseline) - 1 ..= max(now) / min(baseline) - 1`
+//! is shown, and:
+//! - *regressed*: the whole range above `+T` (every sample up by more than `T` on every one);
+//! - *improved*: the whole range below `-T`;
+//! - *unchanged*: anything else.
+//!
+//! **What fails the gate.** Any regressed row. An id in the baseline but not in the compared run
+//! (renamed, or a partial run) is listed as a problem; it fails the gate only in strict mode
+//! (`--strict`), since a filtered `cargo bench` run is a normal thing to compare. An id only in
+//! the compared run, a sidecar missing on one side (time is still compared), or a different MLX
+//! version or backend between the two is a note and never fails the gate.
+//!
+//! **Errors** (the gate cannot run): the criterion directory missing or empty, a baseline name
+//! that no benchmark has (the message lists those that exist), or an unreadable or corrupt file
+//! (the message names it).
+mod criterion;
+mod memory;
+mod print;
+mod stats;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use criterion::{
+    baseline_dir, criterion_dir_for, criterion_output_dir, find_benchmark_dir, make_filename_safe, saved_baselines,
+    BenchmarkRecord, SavedSample, Throughput, BENCHMARK_FILE, DEFAULT_SAVED_BASELINE, NEW_BASELINE, SAMPLE_FILE,
+};
+pub use memory::{memory_records, MemoryRecord, MEMORY_FILE};
+pub use print::{Format, JsonPrinter, MarkdownPrinter, Printer, TablePrinter};
+pub use stats::{BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL};
+
+use criterion::{baseline_counts, baseline_folders, load_json, load_sample, BaselineFolder};
+
+/// Default `--threshold`, in percent.
+pub const DEFAULT_THRESHOLD_PCT: f64 = 5.0;
+/// Default `--against`: Criterion's latest run.
+pub const DEFAULT_AGAINST: &str = NEW_BASELINE;
+
+/// Why a comparison could not be made.
+#[derive(Debug, Error)]
+pub enum CompareError {
+    #[error(
+        "no Criterion results at {}: run `cargo bench -- --save-baseline NAME` first, \
+         or point --criterion-dir at them",
+        path.display()
+    )]
+    NoCriterionDir { path: PathBuf },
+
+    #[error(
+        "no benchmark results (no benchmark.json) under {}: run `cargo bench -- --save-baseline NAME` first",
+        path.display()
+    )]
+    NoResults { path: PathBuf },
+
+    #[error(
+        "baseline {name:?} not found under {}; baselines there: {}. \
+         Save one with `cargo bench -- --save-baseline {name}`",
+        dir.display(),
+        existing.join(", ")
+    )]
+    UnknownBaseline { name: String, dir: PathBuf, existing: Vec<String> },
+
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+
+    #[error("{}: not the expected JSON: {source}", path.display())]
+    Json { path: PathBuf, source: serde_json::Error },
+
+    #[error("{}: {detail}", path.display())]
+    InvalidData { path: PathBuf, detail: String },
+
+    #[error("threshold must be a finite percentage >= 0, not {0}")]
+    InvalidThreshold(f64),
+
+    #[error("nothing to compare: the baseline and the compared run are both {0:?}")]
+    SameBaseline(String),
+}
+
+/// What a row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Time per iteration, nanoseconds (mean over samples).
+    Time,
+    /// Peak memory per sample, bytes (median over samples).
+    PeakMemory,
+}
+
+/// A row's outcome; see the module documentation for the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Regressed,
+    Improved,
+    /// Within the threshold or within the noise.
+    Unchanged,
+}
+
+impl Verdict {
+    /// The rule shared by both metrics: the whole interval beyond the threshold, so that a
+    /// verdict means "worse (better) by more than the threshold, with confidence".
+    fn of(change: f64, interval: (f64, f64), threshold: f64) -> Self {
+        if change > threshold && interval.0 > threshold {
+            Verdict::Regressed
+        } else if change < -threshold && interval.1 < -threshold {
+            Verdict::Improved
+        } else {
+            Verdict::Unchanged
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Regressed => "regressed",
+            Verdict::Improved => "improved",
+            Verdict::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Tokens/s beside a time row: `tokens / time` on each side, and the time change seen from it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TokensPerSecond {
+    /// Tokens per iteration (`Throughput::Elements`) of the baseline and of the compared run.
+    pub baseline_tokens: u64,
+    pub now_tokens: u64,
+    pub baseline_tps: f64,
+    pub now_tps: f64,
+    pub change_pct: f64,
+    pub ci_low_pct: f64,
+    pub ci_high_pct: f64,
+}
+
+/// One metric of one benchmark id, baseline against the compared run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub id: String,
+    pub metric: Metric,
+    /// Baseline value: mean nanoseconds per iteration (time) or median bytes (peak memory).
+    pub baseline: f64,
+    /// The compared run's value, in the same unit.
+    pub now: f64,
+    /// `now / baseline - 1`, in percent.
+    pub change_pct: f64,
+    /// Time: the 95% bootstrap confidence interval of the change. Peak memory: the range of the
+    /// change over all pairs of samples. In percent.
+    pub ci_low_pct: f64,
+    pub ci_high_pct: f64,
+    pub verdict: Verdict,
+    /// Samples on each side.
+    pub baseline_samples: usize,
+    pub now_samples: usize,
+    /// Present on time rows of benches with `Throughput::Elements` on both sides.
+    pub tokens_per_s: Option<TokensPerSecond>,
+}
+
+/// The gate's result: rows, and what could not be compared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub criterion_dir: PathBuf,
+    /// The baseline's name, and the compared run's (`new` by default).
+    pub baseline: String,
+    pub against: String,
+    pub threshold_pct: f64,
+    /// Whether ids missing from the compared run fail the gate.
+    pub strict: bool,
+    /// Sorted by id, time before peak memory.
+    pub rows: Vec<Row>,
+    /// Ids of the baseline missing from the compared run. Fail the gate only when `strict`.
+    pub problems: Vec<String>,
+    /// Worth knowing, never failing: new ids, missing sidecars, different MLX builds.
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    /// True when a row regressed, or, in strict mode, when an id is missing.
+    pub fn failed(&self) -> bool {
+        self.count(Verdict::Regressed) > 0 || (self.strict && !self.problems.is_empty())
+    }
+
+    /// Rows with this verdict.
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.rows.iter().filter(|row| row.verdict == verdict).count()
+    }
+
+    /// The comparison printed in `format`.
+    pub fn render(&self, format: Format) -> String {
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail, and every printer writes UTF-8.
+        let _ = format.printer().print(self, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Compares baseline `baseline` with baseline `against` (usually `new`) of every benchmark under
+/// `criterion_dir`, with `threshold_pct` percent as the threshold; `strict` makes ids missing
+/// from `against` fail the gate. The rules are in the module documentation.
+pub fn compare(
+    criterion_dir: &Path,
+    baseline: &str,
+    against: &str,
+    threshold_pct: f64,
+    strict: bool,
+) -> Result<Comparison, CompareError> {
+    if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
+        return Err(CompareError::InvalidThreshold(threshold_pct));
+    }
+    if baseline == against {
+        return Err(CompareError::SameBaseline(baseline.to_owned()));
+    }
+    if !criterion_dir.is_dir() {
+        return Err(CompareError::NoCriterionDir { path: criterion_dir.to_owned() });
+    }
+    let folders = baseline_folders(criterion_dir)?;
+    if folders.is_empty() {
+        return Err(CompareError::NoResults { path: criterion_dir.to_owned() });
+    }
+    let counts = baseline_counts(&folders);
+    for name in [baseline, against] {
+        if !counts.contains_key(name) {
+            return Err(CompareError::UnknownBaseline {
+                name: name.to_owned(),
+                dir: criterion_dir.to_owned(),
+                existing: counts.iter().map(|(name, n)| format!("{name} ({n} benchmarks)")).collect(),
+            });
+        }
+    }
+
+    let mut notes = Vec::new();
+    let base_runs = index(&folders, baseline, &mut notes)?;
+    let now_runs = index(&folders, against, &mut notes)?;
+    let side = Side { baseline, against, threshold: threshold_pct / 100.0 };
+
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    let mut environments = (BTreeSet::new(), BTreeSet::new());
+    for (id, base) in &base_runs {
+        let Some(now) = now_runs.get(id) else {
+            problems.push(format!("missing in {against}: {id} — renamed or not run (partial run?)"));
+            continue;
+        };
+        rows.push(side.time_row(id, base, now, &mut notes)?);
+        let (base_memory, now_memory) = (MemoryRecord::read(&base.folder)?, MemoryRecord::read(&now.folder)?);
+        if let Some(record) = &base_memory {
+            environments.0.insert(format!("MLX {} ({})", record.mlx_version, record.backend));
+        }
+        if let Some(record) = &now_memory {
+            environments.1.insert(format!("MLX {} ({})", record.mlx_version, record.backend));
+        }
+        rows.extend(side.memory_row(id, base, now, base_memory, now_memory, &mut notes));
+    }
+    for id in now_runs.keys().filter(|id| !base_runs.contains_key(*id)) {
+        notes.push(format!("new in {against}, no {baseline} to compare with: {id}"));
+    }
+    if !environments.0.is_empty() && !environments.1.is_empty() && environments.0 != environments.1 {
+        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+        notes.push(format!(
+            "different MLX builds: {baseline} ran on {}, {against} on {}",
+            list(&environments.0),
+            list(&environments.1)
+        ));
+    }
+
+    Ok(Comparison {
+        criterion_dir: criterion_dir.to_owned(),
+        baseline: baseline.to_owned(),
+        against: against.to_owned(),
+        threshold_pct,
+        strict,
+        rows,
+        problems,
+        notes,
+    })
+}
+
+/// One benchmark's folder for one baseline, with its `benchmark.json`.
+struct Run {
+    folder: PathBuf,
+    record: BenchmarkRecord,
+}
+
+/// The runs of baseline `name`, by id. An id found in two folders (stale folders after a change
+/// of names) is noted and the first folder in path order is used.
+fn index(folders: &[BaselineFolder], name: &str, notes: &mut Vec<String>) -> Result<BTreeMap<String, Run>, CompareError> {
+    let mut runs: BTreeMap<String, Run> = BTreeMap::new();
+    for folder in folders.iter().filter(|folder| folder.name == name) {
+        let record: BenchmarkRecord = load_json(&folder.path.join(BENCHMARK_FILE))?;
+        if let Some(first) = runs.get(&record.full_id) {
+            notes.push(format!(
+                "{}: in two {name} folders, {} and {}; using the first",
+                record.full_id,
+                first.folder.display(),
+                folder.path.display()
+            ));
+            continue;
+        }
+        runs.insert(record.full_id.clone(), Run { folder: folder.path.clone(), record });
+    }
+    Ok(runs)
+}
+
+/// The names and threshold (a fraction) rows are built with.
+struct Side<'a> {
+    baseline: &'a str,
+    against: &'a str,
+    threshold: f64,
+}
+
+impl Side<'_> {
+    fn time_row(&self, id: &str, base: &Run, now: &Run, notes: &mut Vec<String>) -> Result<Row, CompareError> {
+        let base_ns = load_sample(&base.folder)?.per_iteration_ns();
+        let now_ns = load_sample(&now.folder)?.per_iteration_ns();
+        let (base_mean, now_mean) = (stats::mean(&base_ns), stats::mean(&now_ns));
+        let change = now_mean / base_mean - 1.0;
+        let interval = stats::relative_change_interval(&base_ns, &now_ns, stats::seed_for(id));
+        if base.record.throughput != now.record.throughput {
+            notes.push(format!(
+                "{id}: throughput differs ({}: {:?}, {}: {:?}); times compared as they are",
+                self.baseline, base.record.throughput, self.against, now.record.throughput
+            ));
+        }
+        let tokens_per_s = base.record.elements().zip(now.record.elements()).map(|(base_tokens, now_tokens)| {
+            // tps = tokens / time: its change mirrors the time change (and flips the interval).
+            let mirror = |time_change: f64| 100.0 * (1.0 / (1.0 + time_change) - 1.0);
+            TokensPerSecond {
+                baseline_tokens: base_tokens,
+                now_tokens,
+                baseline_tps: base_tokens as f64 / (base_mean * 1e-9),
+                now_tps: now_tokens as f64 / (now_mean * 1e-9),
+                change_pct: 100.0 * (now_tokens as f64 / now_mean) / (base_tokens as f64 / base_mean) - 100.0,
+                ci_low_pct: mirror(interval.1),
+                ci_high_pct: mirror(interval.0),
+            }
+        });
+        Ok(Row {
+            id: id.to_owned(),
+            metric: Metric::Time,
+            baseline: base_mean,
+            now: now_mean,
+            change_pct: 100.0 * change,
+            ci_low_pct: 100.0 * interval.0,
+            ci_high_pct: 100.0 * interval.1,
+            verdict: Verdict::of(change, interval, self.threshold),
+            baseline_samples: base_ns.len(),
+            now_samples: now_ns.len(),
+            tokens_per_s,
+        })
+    }
+
+    fn memory_row(
+        &self,
+        id: &str,
+        base: &Run,
+        now: &Run,
+        base_memory: Option<MemoryRecord>,
+        now_memory: Option<MemoryRecord>,
+        notes: &mut Vec<String>,
+    ) -> Option<Row> {
+        let missing = |name: &str, run: &Run| {
+            format!("{id}: no {MEMORY_FILE} in {name} ({}); peak memory not compared", run.folder.display())
+        };
+        let (base_memory, now_memory) = match (base_memory, now_memory) {
+            (None, None) => return None,
+            (Some(_), None) => {
+                notes.push(missing(self.against, now));
+                return None;
+            }
+            (None, Some(_)) => {
+                notes.push(missing(self.baseline, base));
+                return None;
+            }
+            (Some(base_memory), Some(now_memory)) => (base_memory, now_memory),
+        };
+        for (record, run) in [(&base_memory, base), (&now_memory, now)] {
+            if record.full_id != run.record.full_id {
+                notes.push(format!(
+                    "{id}: {} in {} is for {:?}; peak memory not compared",
+                    MEMORY_FILE,
+                    run.folder.display(),
+                    record.full_id
+                ));
+                return None;
+            }
+            if record.peak_memory_bytes.contains(&0) {
+                notes.push(format!(
+                    "{id}: {MEMORY_FILE} in {} has a zero peak (not measured?); peak memory not compared",
+                    run.folder.display()
+                ));
+                return None;
+            }
+        }
+        let as_f64 = |record: &MemoryRecord| record.peak_memory_bytes.iter().map(|&b| b as f64).collect::<Vec<_>>();
+        let (base_bytes, now_bytes) = (as_f64(&base_memory), as_f64(&now_memory));
+        let min = |xs: &[f64]| xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = |xs: &[f64]| xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (base_median, now_median) = (stats::median(&base_bytes), stats::median(&now_bytes));
+        let change = now_median / base_median - 1.0;
+        let range = (min(&now_bytes) / max(&base_bytes) - 1.0, max(&now_bytes) / min(&base_bytes) - 1.0);
+        Some(Row {
+            id: id.to_owned(),
+            metric: Metric::PeakMemory,
+            baseline: base_median,
+            now: now_median,
+            change_pct: 100.0 * change,
+            ci_low_pct: 100.0 * range.0,
+            ci_high_pct: 100.0 * range.1,
+            verdict: Verdict::of(change, range, self.threshold),
+            baseline_samples: base_bytes.len(),
+            now_samples: now_bytes.len(),
+            tokens_per_s: None,
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! The measuring layer: runs a generation and observes it from outside, taking the host clock at
+//! the boundaries where [`Generation`] has evaluated its work (prompt on the device, prefill
+//! done, each token on the host). Shared by `mlxbench run` and the Criterion bench targets.
+use std::time::Instant;
+
+use crate::{
+    benchkit::Phase,
+    device,
+    error::Result,
+    generate::{GenerateOptions, Generation},
+    metrics::{TrialMemory, TrialMetrics, TrialTimings},
+    models::LanguageModel,
+    prompt::Tokens,
+};
+
+/// A generation ready to be timed: a fresh KV cache holding the first `depth` tokens of
+/// `prompt` (untimed context), the rest of the prompt on the device, MLX's buffer cache emptied
+/// and its peak-memory window started.
+pub fn prepare<'m>(
+    model: &'m dyn LanguageModel,
+    prompt: &Tokens,
+    depth: usize,
+    options: &GenerateOptions,
+) -> Result<Generation<'m>> {
+    device::clear_cache()?;
+    let mut generation = Generation::new(model, prompt, options.clone())?;
+    if depth > 0 {
+        generation.prefill_context(depth)?;
+    }
+    generation.upload_prompt()?;
+    device::clear_cache()?;
+    device::reset_peak_memory()?;
+    Ok(generation)
+}
+
+/// MLX's counters now and the generation's KV-cache size.
+pub fn memory_of(generation: &Generation) -> Result<TrialMemory> {
+    let snapshot = device::memory_snapshot()?;
+    Ok(TrialMemory {
+        peak_memory_bytes: snapshot.peak_bytes,
+        active_memory_bytes: snapshot.active_bytes,
+        cache_memory_bytes: snapshot.cache_bytes,
+        kv_cache_bytes: generation.cache_nbytes() as u64,
+    })
+}
+
+/// One trial: `prompt` (`depth` context tokens, then the measured prompt) and `options.max_tokens`
+/// generated tokens, with the timestamps and memory counters that define its metrics.
+pub fn run_trial(
+    model: &dyn LanguageModel,
+    prompt: &Tokens,
+    depth: usize,
+    options: &GenerateOptions,
+) -> Result<(TrialTimings, TrialMetrics)> {
+    let mut generation = prepare(model, prompt, depth, options)?;
+    let prompt_tokens = generation.pending_tokens();
+    let start = Instant::now();
+    generation.prefill()?;
+    let prefill_done = start.elapsed();
+    let prefill_tokens = prompt_tokens - generation.pending_tokens();
+    let mut first_token = None;
+    let mut last_token = prefill_done;
+    let mut generated_tokens = 0;
+    while generation.next_token()?.is_some() {
+        last_token = start.elapsed();
+        first_token.get_or_insert(last_token);
+        generated_tokens += 1;
+    }
+    let timings = TrialTimings {
+        batch: prompt.batch(),
+        prompt_tokens,
+        prefill_tokens,
+        generated_tokens,
+        prefill_done,
+        first_token: first_token.unwrap_or(last_token),
+        last_token,
+    };
+    let memory = memory_of(&generation)?;
+    Ok((timings, TrialMetrics::from_timings(&timings, memory)))
+}
+
+/// One timed phase for the bench targets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PhaseSample {
+    pub time: std::time::Duration,
+    /// MLX's peak memory from the start of the phase's trial (weights included).
+    pub peak_memory_bytes: u64,
+    pub kv_cache_bytes: u64,
+}
+
+/// The prompt length a phase needs for `prompt_tokens` (`p<N>` / `d<N>` in its id): prefill runs
+/// all prompt tokens but the last, so it gets one more to prefill exactly `prompt_tokens`.
+pub fn phase_prompt_len(phase: Phase, prompt_tokens: usize) -> usize {
+    match phase {
+        Phase::Prefill => prompt_tokens + 1,
+        Phase::Decode | Phase::Ttft => prompt_tokens,
+    }
+}
+
+/// Runs a fresh trial and times only `phase` of it:
+/// - prefill: the prompt (built with [`phase_prompt_len`]) into the empty cache, cache evaluated;
+/// - ttft: prompt on the device -> first token on the host;
+/// - decode: `gen_tokens` tokens after the first, the prompt already in the cache (the peak-memory
+///   window starts with the timed part).
+pub fn time_phase(
+    model: &dyn LanguageModel,
+    prompt: &Tokens,
+    phase: Phase,
+    gen_tokens: usize,
+    options: &GenerateOptions,
+) -> Result<PhaseSample> {
+    let max_tokens = match phase {
+        Phase::Prefill | Phase::Ttft => 1,
+        Phase::Decode => gen_tokens + 1,
+    };
+    let options = GenerateOptions { max_tokens, ..options.clone() };
+    let mut generation = prepare(model, prompt, 0, &options)?;
+    let time = match phase {
+        Phase::Prefill => {
+            let start = Instant::now();
+            generation.prefill()?;
+            start.elapsed()
+        }
+        Phase::Ttft => {
+            let start = Instant::now();
+            generation.next_token()?;
+            start.elapsed()
+        }
+        Phase::Decode => {
+            generation.next_token()?;
+            device::reset_peak_memory()?;
+            let start = Instant::now();
+            while generation.next_token()?.is_some() {}
+            start.elapsed()
+        }
+    };
+    let memory = memory_of(&generation)?;
+    Ok(PhaseSample { time, peak_memory_bytes: memory.peak_memory_bytes, kv_cache_bytes: memory.kv_cache_bytes })
+}

@@ -1,0 +1,87 @@
+//! Sweeps are data: lists of values per setting expand into the runs of their product, ordered so
+//! that each model is loaded once (as llama-bench orders its tests).
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The settings that take a list on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSpec {
+    pub models: Vec<String>,
+    /// KV-cache bits; `None` is the plain cache.
+    pub kv_bits: Vec<Option<i32>>,
+    pub batch: Vec<usize>,
+    pub depth: Vec<usize>,
+    pub n_prompt: Vec<usize>,
+    pub n_generate: Vec<usize>,
+}
+
+/// One point of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPoint {
+    pub model: String,
+    pub kv_bits: Option<i32>,
+    pub batch: usize,
+    /// Tokens already in the cache before the measured prompt.
+    pub depth: usize,
+    pub n_prompt: usize,
+    pub n_generate: usize,
+}
+
+/// The values of a list in their first-seen order, without repeats.
+fn unique<T: PartialEq + Clone>(values: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+impl SweepSpec {
+    /// All runs: models outermost (one load each), then kv bits, batch, depth, prompt length and
+    /// generation length. Repeated values in a list are run once.
+    pub fn expand(&self) -> Result<Vec<RunPoint>> {
+        for (name, empty) in [
+            ("--model", self.models.is_empty()),
+            ("--kv-bits", self.kv_bits.is_empty()),
+            ("--batch", self.batch.is_empty()),
+            ("--depth", self.depth.is_empty()),
+            ("--n-prompt", self.n_prompt.is_empty()),
+            ("--n-generate", self.n_generate.is_empty()),
+        ] {
+            if empty {
+                return Err(Error::InvalidOption(format!("{name} needs at least one value")));
+            }
+        }
+        let mut runs = Vec::new();
+        for model in unique(&self.models) {
+            for &kv_bits in &unique(&self.kv_bits) {
+                for &batch in &unique(&self.batch) {
+                    for &depth in &unique(&self.depth) {
+                        for &n_prompt in &unique(&self.n_prompt) {
+                            for &n_generate in &unique(&self.n_generate) {
+                                runs.push(RunPoint { model: model.clone(), kv_bits, batch, depth, n_prompt, n_generate });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(runs)
+    }
+}
+
+/// `kv4`, `kv8`, `kvnone`: how ids and tables name a KV setting.
+pub fn kv_label(kv_bits: Option<i32>) -> String {
+    kv_bits.map_or_else(|| "kvnone".to_string(), |b| format!("kv{b}"))
+}
+
+/// Parses one `--kv-bits` value: `none` or a number of bits.
+pub fn parse_kv_bits(s: &str) -> Result<Option<i32>, String> {
+    match s.trim() {
+        "none" | "None" | "" => Ok(None),
+        bits => bits.parse().map(Some).map_err(|_| format!("{bits:?} is not a number of bits or 'none'")),
+    }
+}

@@ -1,0 +1,561 @@
+//! Synthetic models: an MLX-format model directory (`config.json`, safetensors with their index,
+//! a small byte-level BPE tokenizer) holding seeded random weights of any supported architecture
+//! and size, quantized as mlx-lm quantizes, so that a model can be benchmarked without downloading
+//! its weights. The tensors to write come from the loader's own [`DecoderSpec`], and the layout
+//! (names, shapes, dtypes, shards, quantization block) is what mlx-lm's `save_model` writes.
+mod presets;
+mod safetensors;
+mod tokenizer;
+
+use std::{
+    cell::RefCell,
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use mlx_rs::{ops, random, transforms::eval, with_stream, Array, Device, Dtype, Stream};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub use presets::{preset_config, PRESETS};
+pub use tokenizer::EOS_TOKEN;
+
+use crate::{
+    config::{ModelConfig, QuantParams, SUPPORTED_BITS},
+    error::{Error, Result},
+    models::{self, DecoderSpec},
+};
+use safetensors::{Entry, Writer};
+
+/// Standard deviation of every random weight (matrices, embeddings, biases); norms are 1.
+const INIT_STD: f32 = 0.02;
+
+/// Largest shard by default, as mlx-lm's `make_shards` (5 GiB).
+pub const SHARD_BYTES: u64 = 5 << 30;
+
+/// Matrices are generated and quantized this many elements at a time (whole rows), which bounds
+/// the memory a large embedding needs. Part of the seed schedule: changing it changes the weights.
+const CHUNK_ELEMENTS: usize = 1 << 22;
+
+/// Most MLX streams that generate chunks side by side (MLX runs each stream on its own thread;
+/// on a CPU its random-number kernels use one core each).
+const MAX_STREAMS: usize = 4;
+
+/// The architectures a synthetic model can have (`model_type` in config.json).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Llama,
+    Mistral,
+    Qwen2,
+    Qwen3,
+}
+
+impl Arch {
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Mistral => "mistral",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+        }
+    }
+}
+
+/// The floating-point type of the weights (and of quantization scales and biases).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FloatDtype {
+    Bfloat16,
+    Float16,
+    Float32,
+}
+
+impl FloatDtype {
+    pub fn dtype(self) -> Dtype {
+        match self {
+            FloatDtype::Bfloat16 => Dtype::Bfloat16,
+            FloatDtype::Float16 => Dtype::Float16,
+            FloatDtype::Float32 => Dtype::Float32,
+        }
+    }
+
+    /// The name config.json's `torch_dtype` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            FloatDtype::Bfloat16 => "bfloat16",
+            FloatDtype::Float16 => "float16",
+            FloatDtype::Float32 => "float32",
+        }
+    }
+}
+
+/// How to write a synthetic model.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// Affine quantization bits for every Linear and Embedding (as mlx-lm's `quantize_model`),
+    /// `None` for float weights.
+    pub bits: Option<i32>,
+    pub group_size: i32,
+    pub dtype: FloatDtype,
+    pub seed: u64,
+    /// Write into a non-empty directory, replacing the model files there.
+    pub force: bool,
+    /// Tensor bytes per safetensors file; a parameter larger than this gets a file of its own.
+    pub max_shard_bytes: u64,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        Self {
+            bits: Some(4),
+            group_size: 64,
+            dtype: FloatDtype::Bfloat16,
+            seed: 0,
+            force: false,
+            max_shard_bytes: SHARD_BYTES,
+        }
+    }
+}
+
+impl SynthOptions {
+    /// The quantization to apply, validated.
+    fn quantization(&self) -> Result<Option<QuantParams>> {
+        let Some(bits) = self.bits else { return Ok(None) };
+        if !SUPPORTED_BITS.contains(&bits) {
+            return Err(Error::InvalidOption(format!("bits {bits} (supported: {SUPPORTED_BITS:?} or none)")));
+        }
+        if ![32, 64, 128].contains(&self.group_size) {
+            return Err(Error::InvalidOption(format!("group size {} (supported: 32, 64, 128)", self.group_size)));
+        }
+        Ok(Some(QuantParams { group_size: self.group_size, bits }))
+    }
+}
+
+/// What `write_model` wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct SynthSummary {
+    /// Parameters of the model before quantization (mlx-lm's `total_parameters`).
+    pub parameters: u64,
+    /// Bytes of tensor data (the index's `total_size`).
+    pub weight_bytes: u64,
+    /// Bytes of every file written, headers and JSON included.
+    pub bytes_written: u64,
+    pub files: Vec<PathBuf>,
+}
+
+/// How far `write_model_with_progress` has come, reported after each parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub parameters_done: u64,
+    pub parameters_total: u64,
+}
+
+/// Reads a Hugging Face `config.json` to synthesize; `arch`, when given, must agree with its
+/// `model_type` (and supplies it when the file has none).
+pub fn load_config_file(path: &Path, arch: Option<Arch>) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let mut config: Value =
+        serde_json::from_str(&text).map_err(|e| Error::Config { path: path.to_path_buf(), detail: e.to_string() })?;
+    let object = config
+        .as_object_mut()
+        .ok_or_else(|| Error::Config { path: path.to_path_buf(), detail: "not a JSON object".into() })?;
+    match (object.get("model_type").and_then(Value::as_str), arch) {
+        (Some(found), Some(arch)) if found != arch.model_type() => {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                detail: format!("model_type is {found:?} but the architecture asked for is {}", arch.model_type()),
+            })
+        }
+        (None, Some(arch)) => {
+            object.insert("model_type".into(), json!(arch.model_type()));
+        }
+        _ => {}
+    }
+    Ok(config)
+}
+
+/// Parameters (before quantization) of the model `config_json` describes, without writing it.
+pub fn parameter_count(config_json: &Value) -> Result<u64> {
+    let config = finished_config(config_json, &SynthOptions { bits: None, ..SynthOptions::default() }, 0)?;
+    let spec = decoder_spec(&config)?;
+    Ok(parameters(&spec, None).iter().map(Parameter::count).sum())
+}
+
+/// Writes the model `config_json` describes (a Hugging Face config.json; see [`preset_config`])
+/// into `out` with random weights from `options.seed`. `out` must be absent or empty unless
+/// `options.force`.
+pub fn write_model(config_json: &Value, options: &SynthOptions, out: &Path) -> Result<SynthSummary> {
+    write_model_with_progress(config_json, options, out, |_| {})
+}
+
+/// [`write_model`], calling `progress` after each parameter is written.
+pub fn write_model_with_progress(
+    config_json: &Value,
+    options: &SynthOptions,
+    out: &Path,
+    mut progress: impl FnMut(Progress),
+) -> Result<SynthSummary> {
+    let quantization = options.quantization()?;
+    let tokenizer_path = out.join("tokenizer.json");
+    let tokenizer = tokenizer::train().map_err(|detail| Error::Tokenizer { path: tokenizer_path.clone(), detail })?;
+    let config = finished_config(config_json, options, tokenizer.eos_id)?;
+    let spec = decoder_spec(&config)?;
+    if spec.vocab_size < tokenizer.vocab_size {
+        return Err(Error::InvalidOption(format!(
+            "vocab_size {} is smaller than the synthetic tokenizer's {} tokens",
+            spec.vocab_size, tokenizer.vocab_size
+        )));
+    }
+    let parameters = parameters(&spec, quantization);
+    prepare_dir(out, options.force)?;
+
+    let dtype = options.dtype.dtype();
+    let streams = generation_streams()?;
+    let shards = shard(&parameters, dtype, options.max_shard_bytes);
+    let shard_name = |i: usize| match shards.len() {
+        1 => "model.safetensors".to_string(),
+        n => format!("model-{:05}-of-{n:05}.safetensors", i + 1),
+    };
+    let parameters_total = parameters.iter().map(Parameter::count).sum();
+    let (mut parameters_done, mut weight_bytes) = (0, 0);
+    let mut weight_map = BTreeMap::new();
+    let mut files = Vec::new();
+    for (i, shard) in shards.iter().enumerate() {
+        let name = shard_name(i);
+        let path = out.join(&name);
+        let entries: Vec<Entry> = shard.iter().flat_map(|p| p.entries(dtype)).collect();
+        weight_bytes += entries.iter().map(Entry::nbytes).sum::<u64>();
+        weight_map.extend(entries.iter().map(|e| (e.name.clone(), name.clone())));
+        let mut writer = Writer::create(&path, &entries)?;
+        for parameter in shard {
+            parameter.write(&mut writer, dtype, options.seed, &streams)?;
+            // Every chunk had its own size; keep MLX's buffer cache from collecting them.
+            mlx_rs::memory::clear_cache()?;
+            parameters_done += parameter.count();
+            progress(Progress { parameters_done, parameters_total });
+        }
+        files.push(path);
+    }
+
+    let max_length = config.get("max_position_embeddings").and_then(Value::as_u64);
+    let index = json!({
+        "metadata": {"total_size": weight_bytes, "total_parameters": parameters_total},
+        "weight_map": weight_map,
+    });
+    files.push(write_file(out, "model.safetensors.index.json", &to_json(&index))?);
+    files.push(write_file(out, "tokenizer.json", &tokenizer.json)?);
+    files.push(write_file(out, "tokenizer_config.json", &to_json(&tokenizer::tokenizer_config(max_length)))?);
+    // Last, so that a directory with a config.json holds a whole model.
+    files.push(write_file(out, "config.json", &to_json(&config))?);
+
+    let mut bytes_written = 0;
+    for file in &files {
+        bytes_written += std::fs::metadata(file).map_err(|source| Error::Io { path: file.clone(), source })?.len();
+    }
+    Ok(SynthSummary { parameters: parameters_total, weight_bytes, bytes_written, files })
+}
+
+/// Streams by device (type, index).
+type StreamsByDevice = Vec<((u32, i32), Vec<Stream>)>;
+
+thread_local! {
+    /// Generation streams: MLX keeps a stream, and on a CPU its thread, until the process exits,
+    /// so each is made once.
+    static STREAMS: RefCell<StreamsByDevice> = const { RefCell::new(Vec::new()) };
+}
+
+/// The streams that generate chunks side by side on the default device.
+fn generation_streams() -> Result<Vec<Stream>> {
+    let device = Device::try_default()?;
+    let id = (u32::from(device.get_type()?), device.get_index()?);
+    STREAMS.with_borrow_mut(|cache| {
+        if let Some((_, streams)) = cache.iter().find(|(key, _)| *key == id) {
+            return Ok(streams.clone());
+        }
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_STREAMS);
+        let streams: Vec<Stream> = (0..parallelism).map(|_| Stream::new_with_device(&device)).collect();
+        cache.push((id, streams.clone()));
+        Ok(streams)
+    })
+}
+
+/// The config.json to write: the given keys (sorted), with the tokenizer's EOS id, the weights'
+/// dtype and, when quantized, mlx-lm's quantization block under both of its names.
+fn finished_config(input: &Value, options: &SynthOptions, eos_id: u32) -> Result<BTreeMap<String, Value>> {
+    let object =
+        input.as_object().ok_or_else(|| Error::InvalidOption("a model config must be a JSON object".into()))?;
+    let mut config: BTreeMap<String, Value> = object.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // The real model's token ids mean nothing to the synthetic tokenizer.
+    config.remove("bos_token_id");
+    config.remove("quantization");
+    config.remove("quantization_config");
+    config.insert("eos_token_id".into(), json!(eos_id));
+    config.insert("torch_dtype".into(), json!(options.dtype.name()));
+    if let Some(q) = options.quantization()? {
+        let block = json!({"group_size": q.group_size, "bits": q.bits, "mode": "affine"});
+        config.insert("quantization".into(), block.clone());
+        config.insert("quantization_config".into(), block);
+    }
+    Ok(config)
+}
+
+/// The loader's view of `config`: the architecture's tensor shapes.
+fn decoder_spec(config: &BTreeMap<String, Value>) -> Result<DecoderSpec> {
+    let invalid = |detail: String| Error::InvalidOption(format!("model config: {detail}"));
+    let value = serde_json::to_value(config).map_err(|e| invalid(e.to_string()))?;
+    let parsed: ModelConfig = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
+    let sizes = [
+        ("hidden_size", parsed.hidden_size),
+        ("intermediate_size", parsed.intermediate_size),
+        ("num_attention_heads", parsed.num_attention_heads),
+        ("num_key_value_heads", parsed.n_kv_heads()),
+        ("vocab_size", parsed.vocab_size),
+    ];
+    if let Some((key, size)) = sizes.iter().find(|(_, size)| *size == 0 || *size > i32::MAX as usize) {
+        return Err(invalid(format!("{key} is {size}, not between 1 and 2^31 - 1")));
+    }
+    if parsed.num_attention_heads % parsed.n_kv_heads() != 0 {
+        return Err(invalid(format!(
+            "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+            parsed.num_attention_heads,
+            parsed.n_kv_heads()
+        )));
+    }
+    let spec = models::spec_for(&parsed)?;
+    if spec.head_dim == 0 || spec.head_dim > i32::MAX as usize {
+        return Err(invalid(format!("head_dim is {}, not between 1 and 2^31 - 1", spec.head_dim)));
+    }
+    Ok(spec)
+}
+
+/// One parameter of the model before quantization, named by its module path.
+#[derive(Debug, Clone)]
+struct Parameter {
+    path: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A Linear or Embedding weight `[rows, cols]`, quantized when `quantization` is set.
+    Matrix { rows: usize, cols: usize, quantization: Option<QuantParams> },
+    /// An RMS norm's scale (all ones).
+    Norm { dim: usize },
+    /// A Linear bias.
+    Bias { dim: usize },
+}
+
+impl Parameter {
+    fn count(&self) -> u64 {
+        match self.kind {
+            Kind::Matrix { rows, cols, .. } => (rows * cols) as u64,
+            Kind::Norm { dim } | Kind::Bias { dim } => dim as u64,
+        }
+    }
+
+    /// The tensors it is stored as: `.weight`, plus `.scales` and `.biases` when quantized.
+    fn entries(&self, dtype: Dtype) -> Vec<Entry> {
+        let entry = |suffix: &str, dtype, shape| Entry { name: format!("{}.{suffix}", self.path), dtype, shape };
+        match self.kind {
+            Kind::Matrix { rows, cols, quantization: None } => vec![entry("weight", dtype, vec![rows, cols])],
+            Kind::Matrix { rows, cols, quantization: Some(q) } => {
+                let (packed, groups) = (cols * q.bits as usize / 32, cols / q.group_size as usize);
+                vec![
+                    entry("weight", Dtype::Uint32, vec![rows, packed]),
+                    entry("scales", dtype, vec![rows, groups]),
+                    entry("biases", dtype, vec![rows, groups]),
+                ]
+            }
+            Kind::Norm { dim } => vec![entry("weight", dtype, vec![dim])],
+            Kind::Bias { dim } => vec![entry("bias", dtype, vec![dim])],
+        }
+    }
+
+    /// Generates the parameter and writes its tensors. A matrix goes in chunks of whole rows,
+    /// one per stream at a time; quantization groups lie within rows, so chunks quantize alone.
+    fn write(&self, writer: &mut Writer, dtype: Dtype, seed: u64, streams: &[Stream]) -> Result<()> {
+        let entries = self.entries(dtype);
+        let normal = |shape: &[i32], chunk: usize| -> Result<Array> {
+            let key = random::key(tensor_seed(seed, &self.path, chunk as u64))?;
+            Ok(random::normal::<f32>(shape, 0.0, INIT_STD, &key)?.as_dtype(dtype)?)
+        };
+        let Kind::Matrix { rows, cols, quantization } = self.kind else {
+            let vector = match self.kind {
+                Kind::Norm { dim } => ops::ones_dtype(&[dim as i32], dtype)?,
+                _ => normal(&[self.count() as i32], 0)?,
+            };
+            return writer.write(&entries[0].name, 0, &vector);
+        };
+        let rows_per_chunk = (CHUNK_ELEMENTS / cols).max(1);
+        let chunks: Vec<(usize, usize)> = (0..rows).step_by(rows_per_chunk).enumerate().collect();
+        for batch in chunks.chunks(streams.len()) {
+            let mut generated = Vec::with_capacity(batch.len());
+            for (&(chunk, first_row), stream) in batch.iter().zip(streams) {
+                let n = rows_per_chunk.min(rows - first_row);
+                let pieces = with_stream(stream, || -> Result<Vec<Array>> {
+                    let w = normal(&[n as i32, cols as i32], chunk)?;
+                    Ok(match quantization {
+                        None => vec![w],
+                        Some(q) => {
+                            let (packed, scales, biases) = ops::quantize(&w, q.group_size, q.bits)?;
+                            vec![packed, scales, biases]
+                        }
+                    })
+                })?;
+                generated.push((first_row, pieces));
+            }
+            eval(generated.iter().flat_map(|(_, pieces)| pieces))?;
+            for (first_row, pieces) in &generated {
+                for (entry, piece) in entries.iter().zip(pieces) {
+                    let row_bytes = entry.nbytes() / rows as u64;
+                    writer.write(&entry.name, *first_row as u64 * row_bytes, piece)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every parameter of the decoder `spec` describes, in mlx-lm's module order. Matrices are
+/// quantized where mlx-lm's `quantize_model` would: when their input size is a multiple of the
+/// group size.
+fn parameters(spec: &DecoderSpec, quantization: Option<QuantParams>) -> Vec<Parameter> {
+    let (d, hd, ff) = (spec.hidden_size, spec.head_dim, spec.intermediate_size);
+    let mut list = Vec::new();
+    let matrix = |list: &mut Vec<Parameter>, path: String, rows: usize, cols: usize, bias: bool| {
+        let quantization = quantization.filter(|q| cols % q.group_size as usize == 0);
+        if bias {
+            list.push(Parameter { path: path.clone(), kind: Kind::Bias { dim: rows } });
+        }
+        list.push(Parameter { path, kind: Kind::Matrix { rows, cols, quantization } });
+    };
+    let norm = |path: String, dim: usize| Parameter { path, kind: Kind::Norm { dim } };
+    matrix(&mut list, "model.embed_tokens".into(), spec.vocab_size, d, false);
+    for i in 0..spec.layers {
+        let p = format!("model.layers.{i}");
+        list.push(norm(format!("{p}.input_layernorm"), d));
+        let a = format!("{p}.self_attn");
+        matrix(&mut list, format!("{a}.q_proj"), spec.heads * hd, d, spec.qkv_bias);
+        matrix(&mut list, format!("{a}.k_proj"), spec.kv_heads * hd, d, spec.qkv_bias);
+        matrix(&mut list, format!("{a}.v_proj"), spec.kv_heads * hd, d, spec.qkv_bias);
+        matrix(&mut list, format!("{a}.o_proj"), d, spec.heads * hd, spec.o_bias);
+        if spec.qk_norm {
+            list.push(norm(format!("{a}.q_norm"), hd));
+            list.push(norm(format!("{a}.k_norm"), hd));
+        }
+        matrix(&mut list, format!("{p}.mlp.gate_proj"), ff, d, spec.mlp_bias);
+        matrix(&mut list, format!("{p}.mlp.up_proj"), ff, d, spec.mlp_bias);
+        matrix(&mut list, format!("{p}.mlp.down_proj"), d, ff, spec.mlp_bias);
+        list.push(norm(format!("{p}.post_attention_layernorm"), d));
+    }
+    list.push(norm("model.norm".into(), d));
+    if !spec.tie_word_embeddings {
+        matrix(&mut list, "lm_head".into(), spec.vocab_size, d, false);
+    }
+    list
+}
+
+/// Splits parameters in order into shards of at most `max_bytes`, as mlx-lm's `make_shards`
+/// (a parameter's tensors stay together).
+fn shard(parameters: &[Parameter], dtype: Dtype, max_bytes: u64) -> Vec<Vec<Parameter>> {
+    let mut shards: Vec<Vec<Parameter>> = Vec::new();
+    let mut size = 0;
+    for parameter in parameters {
+        let bytes: u64 = parameter.entries(dtype).iter().map(Entry::nbytes).sum();
+        match shards.last_mut() {
+            Some(last) if size + bytes <= max_bytes => last.push(parameter.clone()),
+            _ => {
+                shards.push(vec![parameter.clone()]);
+                size = 0;
+            }
+        }
+        size += bytes;
+    }
+    shards
+}
+
+/// The PRNG seed of one chunk of one tensor: independent of every other tensor, so shard layout
+/// and write order do not change the weights.
+fn tensor_seed(seed: u64, path: &str, chunk: u64) -> u64 {
+    // FNV-1a of the name, mixed with splitmix64.
+    let name = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    splitmix64(splitmix64(seed ^ name) ^ chunk)
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON of strings and numbers");
+    text.push('\n');
+    text
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|source| Error::Io { path: path.clone(), source })?;
+    Ok(path)
+}
+
+/// Files a synthetic model consists of; `--force` replaces these and leaves anything else.
+fn is_model_file(name: &str) -> bool {
+    matches!(name, "config.json" | "tokenizer.json" | "tokenizer_config.json" | "model.safetensors.index.json")
+        || (name.starts_with("model") && name.ends_with(".safetensors"))
+}
+
+/// Creates `out`, or checks that it is empty; with `force`, removes the model files in it.
+fn prepare_dir(out: &Path, force: bool) -> Result<()> {
+    let io = |source| Error::Io { path: out.to_path_buf(), source };
+    let entries = match std::fs::read_dir(out) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return std::fs::create_dir_all(out).map_err(io),
+        Err(e) => return Err(io(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !force {
+            return Err(Error::InvalidOption(format!(
+                "{} exists and is not empty (--force replaces the model files in it)",
+                out.display()
+            )));
+        }
+        if is_model_file(&name) {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|source| Error::Io { path, source })?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_at_the_limit_in_order() {
+        let big = |i: usize| Parameter {
+            path: format!("p{i}"),
+            kind: Kind::Matrix { rows: 1 << 20, cols: 1 << 10, quantization: None },
+        };
+        // 2 GiB each in float16: two fit in a 5 GiB shard, the third starts a new one.
+        let shards = shard(&(0..5).map(big).collect::<Vec<_>>(), Dtype::Float16, SHARD_BYTES);
+        let names: Vec<Vec<&str>> = shards.iter().map(|s| s.iter().map(|p| p.path.as_str()).collect()).collect();
+        assert_eq!(names, vec![vec!["p0", "p1"], vec!["p2", "p3"], vec!["p4"]]);
+    }
+
+    #[test]
+    fn seeds_differ_by_seed_tensor_and_chunk() {
+        let a = tensor_seed(0, "model.norm", 0);
+        assert_ne!(a, tensor_seed(1, "model.norm", 0));
+        assert_ne!(a, tensor_seed(0, "lm_head", 0));
+        assert_ne!(a, tensor_seed(0, "model.norm", 1));
+        assert_eq!(a, tensor_seed(0, "model.norm", 0));
+    }
+}

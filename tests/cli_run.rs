@@ -1,0 +1,127 @@
+//! `mlxbench run` end to end on the CPU with a tiny synthetic model, as a user runs it: sweeps,
+//! output formats, appending, failures that do not stop the sweep, and clap's errors.
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use mlxbench::{
+    report::{CsvRow, JsonReport, Status},
+    synth::{self, Arch, FloatDtype, SynthOptions},
+};
+
+fn mlxbench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(args).env_remove("RUST_BACKTRACE").output().expect("running mlxbench")
+}
+
+fn tiny_model(dir: &Path) -> PathBuf {
+    let out = dir.join("tiny");
+    let config = synth::preset_config("tiny", Some(Arch::Qwen3)).unwrap();
+    let options = SynthOptions { bits: Some(4), dtype: FloatDtype::Float32, ..SynthOptions::default() };
+    synth::write_model(&config, &options, &out).unwrap();
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_sweep_prints_json_and_appends_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let model = model.to_str().unwrap();
+    let csv = tmp.path().join("results/out.csv");
+    let args = ["run", "--model", model, "-p", "16,32", "-n", "4", "--kv-bits", "none,8", "--repeats", "2", "--warmup", "0"];
+    let mut with_output = args.to_vec();
+    with_output.extend(["--format", "json", "--output", csv.to_str().unwrap(), "--device", "cpu"]);
+    let out = mlxbench(&with_output);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: JsonReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.records.len(), 4);
+    for r in &report.records {
+        assert_eq!(r.status, Status::Ok);
+        assert_eq!(r.trials.len(), 2);
+        let s = r.summary.as_ref().unwrap();
+        assert!(s.prompt_tps.as_ref().unwrap().min > 0.0);
+        assert!(s.generation_tps.as_ref().unwrap().min > 0.0);
+        assert!(s.ttft_ms.as_ref().unwrap().min > 0.0);
+        // The peak window includes the weights and the KV cache.
+        assert!(s.peak_memory_bytes.as_ref().unwrap().min >= s.kv_cache_bytes.as_ref().unwrap().max);
+    }
+    // Order: kv bits outer, prompt length inner; a quantized cache is smaller than a plain one.
+    let points: Vec<_> = report.records.iter().map(|r| (r.point.kv_bits, r.point.n_prompt)).collect();
+    assert_eq!(points, vec![(None, 16), (None, 32), (Some(8), 16), (Some(8), 32)]);
+    let kv = |i: usize| report.records[i].trials[0].memory.kv_cache_bytes;
+    assert!(kv(2) < kv(0), "kv8 {} vs plain {}", kv(2), kv(0));
+
+    let rows = |p: &Path| csv::Reader::from_path(p).unwrap().deserialize::<CsvRow>().collect::<Result<Vec<_>, _>>().unwrap();
+    assert_eq!(rows(&csv).len(), 8);
+    let again = mlxbench(&[&args[..], &["--format", "csv", "--output", csv.to_str().unwrap()]].concat());
+    assert!(again.status.success(), "{}", stderr(&again));
+    let all = rows(&csv);
+    assert_eq!(all.len(), 16);
+    assert_eq!(all[0].model, model);
+    assert_eq!(all[0].prompt_tokens, 16);
+    assert_eq!(all[0].generation_tokens, 4);
+    assert!(all.iter().all(|r| r.status == "ok" && r.device == "cpu" && r.mlx_version == "0.32.2"));
+    // Stdout in CSV is the same table shape.
+    assert_eq!(csv::Reader::from_reader(&again.stdout[..]).deserialize::<CsvRow>().count(), 8);
+}
+
+#[test]
+fn a_failing_model_is_reported_and_the_sweep_goes_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let missing = tmp.path().join("no-such-model");
+    let out_path = tmp.path().join("r.jsonl");
+    let models = format!("{},{}", missing.display(), model.display());
+    let out = mlxbench(&[
+        "run", "--model", &models, "-p", "8", "-n", "2", "--repeats", "1", "--warmup", "0", "--depth", "0,8", "--batch", "2",
+        "--output", out_path.to_str().unwrap(), "--format", "md",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 of 4 configurations did not complete"), "{}", stderr(&out));
+    let records: Vec<mlxbench::report::RunRecord> =
+        std::fs::read_to_string(&out_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0].status, Status::Failed);
+    assert!(records[0].error.as_ref().unwrap().contains("no-such-model"));
+    assert_eq!(records[2].status, Status::Ok);
+    // Depth 8 puts 8 more tokens in the cache than depth 0; batch 2 reports total and per sequence.
+    let (shallow, deep) = (&records[2].trials[0], &records[3].trials[0]);
+    assert_eq!(records[3].point.depth, 8);
+    assert!(deep.memory.kv_cache_bytes >= shallow.memory.kv_cache_bytes);
+    let (total, per_sequence) = (shallow.generation_tps.unwrap(), shallow.generation_tps_per_sequence.unwrap());
+    assert!((total - 2.0 * per_sequence).abs() < 1e-9 * total);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("| failed: "), "{table}");
+}
+
+#[test]
+fn bad_flags_are_clap_errors() {
+    for (args, mentions) in [
+        (vec!["run", "-p", "8"], "--model"),
+        (vec!["run", "--model", "m", "--n-prompt", "0"], "--n-prompt"),
+        (vec!["run", "--model", "m", "--kv-bits", "six"], "--kv-bits"),
+        (vec!["run", "--model", "m", "--format", "xml"], "--format"),
+        (vec!["run", "--model", "m", "--output", "x.csv", "--no-save"], "--no-save"),
+        (vec!["compare"], "--baseline"),
+        (vec!["synth", "--preset", "no-such-preset", "--out", "x"], "no-such-preset"),
+    ] {
+        let out = mlxbench(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(mentions), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn hwinfo_and_compare_explain_themselves() {
+    let out = mlxbench(&["hwinfo"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" GB"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = mlxbench(&["compare", "--baseline", "main", "--criterion-dir", tmp.path().join("nothing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cargo bench"), "{}", stderr(&out));
+}

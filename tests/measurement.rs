@@ -1,0 +1,301 @@
+//! The measurement core without a clock: metric arithmetic on synthetic timings, statistics,
+//! sweep expansion, and the report formats (CSV header, append rules, parse-back).
+use std::time::Duration;
+
+use mlxbench::{
+    metrics::{decode_bandwidth_gbps, MetricSummaries, Summary, TrialMemory, TrialMetrics, TrialTimings},
+    report::{csv_header, CsvRow, Format, JsonReport, ResultsFile, RunContext, RunRecord, Status},
+    sweep::{kv_label, parse_kv_bits, RunPoint, SweepSpec},
+};
+
+fn ms(x: u64) -> Duration {
+    Duration::from_millis(x)
+}
+
+fn timings(batch: usize, prompt: usize, generated: usize, prefill_ms: u64, first_ms: u64, last_ms: u64) -> TrialTimings {
+    TrialTimings {
+        batch,
+        prompt_tokens: prompt,
+        prefill_tokens: prompt - 1,
+        generated_tokens: generated,
+        prefill_done: ms(prefill_ms),
+        first_token: ms(first_ms),
+        last_token: ms(last_ms),
+    }
+}
+
+#[test]
+fn metrics_count_the_first_token_once() {
+    // 1001 prompt tokens: 1000 in the prefill (500 ms), the last with the first token at 550 ms;
+    // 101 tokens, the last at 2550 ms: 100 tokens in 2 s after the first.
+    let m = TrialMetrics::from_timings(&timings(1, 1001, 101, 500, 550, 2550), TrialMemory::default());
+    assert_eq!(m.ttft_ms, 550.0);
+    assert_eq!(m.prompt_tps, Some(2000.0));
+    assert_eq!(m.generation_tps, Some(50.0));
+    assert_eq!(m.generation_tps_per_sequence, Some(50.0));
+}
+
+#[test]
+fn batch_throughput_is_aggregate_and_per_sequence() {
+    let m = TrialMetrics::from_timings(&timings(4, 101, 11, 100, 120, 1120), TrialMemory::default());
+    assert_eq!(m.prompt_tps, Some(4000.0));
+    assert_eq!(m.generation_tps_per_sequence, Some(10.0));
+    assert_eq!(m.generation_tps, Some(40.0));
+}
+
+#[test]
+fn undefined_rates_are_none_not_infinite() {
+    // A 1-token prompt has nothing to prefill; one generated token has no decode interval.
+    let m = TrialMetrics::from_timings(&timings(1, 1, 1, 0, 30, 30), TrialMemory::default());
+    assert_eq!(m.prompt_tps, None);
+    assert_eq!(m.generation_tps, None);
+    assert_eq!(m.ttft_ms, 30.0);
+}
+
+#[test]
+fn summary_uses_sample_stddev_and_true_median() {
+    let s = Summary::of(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]).unwrap();
+    assert_eq!(s.mean, 5.0);
+    // Sum of squared deviations 32, n - 1 = 7.
+    assert!((s.stddev - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+    assert_eq!(s.median, 4.5);
+    assert_eq!((s.min, s.max), (2.0, 9.0));
+    assert_eq!(s.samples.len(), 8);
+    let odd = Summary::of(&[3.0, 1.0, 2.0]).unwrap();
+    assert_eq!(odd.median, 2.0);
+    assert_eq!(Summary::of(&[7.0]).unwrap().stddev, 0.0);
+    assert!(Summary::of(&[]).is_none());
+}
+
+#[test]
+fn summaries_skip_undefined_samples() {
+    let memory = TrialMemory { peak_memory_bytes: 1000, ..Default::default() };
+    let trials = [
+        TrialMetrics::from_timings(&timings(1, 1, 1, 0, 30, 30), memory),
+        TrialMetrics::from_timings(&timings(1, 1, 3, 0, 10, 30), memory),
+    ];
+    let s = MetricSummaries::of(&trials);
+    assert!(s.prompt_tps.is_none());
+    assert_eq!(s.generation_tps.as_ref().unwrap().samples, vec![100.0]);
+    assert_eq!(s.ttft_ms.as_ref().unwrap().samples, vec![30.0, 10.0]);
+    assert_eq!(s.peak_memory_bytes.as_ref().unwrap().mean, 1000.0);
+}
+
+#[test]
+fn decode_bandwidth_counts_weights_and_cache_per_step() {
+    // 0.5 GB of weights + 0.1 GB of cache, 100 steps/s: 60 GB/s.
+    assert!((decode_bandwidth_gbps(500_000_000, 100_000_000, 100.0) - 60.0).abs() < 1e-9);
+}
+
+fn spec() -> SweepSpec {
+    SweepSpec {
+        models: vec!["a".into(), "b".into()],
+        kv_bits: vec![None, Some(8), Some(4)],
+        batch: vec![1],
+        depth: vec![0, 512],
+        n_prompt: vec![128, 1024],
+        n_generate: vec![32],
+    }
+}
+
+#[test]
+fn sweep_is_the_product_with_each_model_contiguous() {
+    let runs = spec().expand().unwrap();
+    assert_eq!(runs.len(), 2 * 3 * 2 * 2);
+    let first_b = runs.iter().position(|r| r.model == "b").unwrap();
+    assert!(runs[..first_b].iter().all(|r| r.model == "a"));
+    assert!(runs[first_b..].iter().all(|r| r.model == "b"));
+    // Within a model, kv bits vary slowest, prompt length fastest (after generation length).
+    assert_eq!(runs[0], RunPoint { model: "a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 128, n_generate: 32 });
+    assert_eq!(runs[1].n_prompt, 1024);
+    assert_eq!(runs[2].depth, 512);
+    assert_eq!(runs[4].kv_bits, Some(8));
+    let mut unique = runs.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), runs.len());
+}
+
+#[test]
+fn sweep_drops_repeats_and_refuses_empty_lists() {
+    let mut s = spec();
+    s.models = vec!["a".into(), "a".into()];
+    s.kv_bits = vec![None, None];
+    assert_eq!(s.expand().unwrap().len(), 2 * 2);
+    s.n_generate.clear();
+    assert!(s.expand().unwrap_err().to_string().contains("--n-generate"));
+}
+
+#[test]
+fn kv_bits_values_parse_and_label() {
+    assert_eq!(parse_kv_bits("none"), Ok(None));
+    assert_eq!(parse_kv_bits(" 4"), Ok(Some(4)));
+    assert!(parse_kv_bits("four").is_err());
+    assert_eq!(kv_label(None), "kvnone");
+    assert_eq!(kv_label(Some(8)), "kv8");
+}
+
+fn record(model: &str, status: Status, trials: usize) -> RunRecord {
+    let trials: Vec<TrialMetrics> = (0..trials)
+        .map(|i| {
+            let memory = TrialMemory { peak_memory_bytes: 2_000_000_000 + i as u64, kv_cache_bytes: 1 << 20, ..Default::default() };
+            TrialMetrics::from_timings(&timings(1, 129, 33, 100 + i as u64, 120, 1120), memory)
+        })
+        .collect();
+    RunRecord {
+        point: RunPoint { model: model.into(), kv_bits: Some(4), batch: 1, depth: 0, n_prompt: 129, n_generate: 33 },
+        context: RunContext {
+            device: "gpu".into(),
+            backend: "cuda".into(),
+            mlx_version: "0.32.2".into(),
+            hardware: "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores".into(),
+            git_commit: "abc".into(),
+            mlxbench_version: "0.1.0".into(),
+            timestamp: "2026-11-23T00:00:00Z".into(),
+            prompt_kind: "text".into(),
+            prefill_step_size: 2048,
+            kv_group_size: 64,
+            max_kv_size: None,
+            warmup: 1,
+            repeats: trials.len(),
+            seed: 0,
+        },
+        status,
+        error: (status != Status::Ok).then(|| "out of memory, \"quoted\", | piped\nand two lines".into()),
+        weight_bytes: Some(700_000_000),
+        summary: (!trials.is_empty()).then(|| MetricSummaries::of(&trials)),
+        trials,
+        decode_gbps: Some(22.0),
+        bandwidth_utilisation: None,
+    }
+}
+
+#[test]
+fn csv_starts_with_mlxbench_columns() {
+    let header = csv_header().unwrap();
+    assert!(header.starts_with("run,prompt_tokens,prompt_tps,generation_tokens,generation_tps,peak_memory_gb,"), "{header}");
+    assert!(header.contains(",model,kv_bits,batch,depth,ttft_ms,device,backend,mlx_version,hardware,git_commit,timestamp,"));
+}
+
+#[test]
+fn csv_has_a_row_per_trial_and_parses_back() {
+    let records = [record("m1", Status::Ok, 3), record("m2", Status::Failed, 0)];
+    let text = Format::Csv.printer().render(&records).unwrap();
+    let rows: Vec<CsvRow> = csv::Reader::from_reader(text.as_bytes()).deserialize().collect::<Result<_, _>>().unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.iter().map(|r| r.run).collect::<Vec<_>>(), vec![1, 2, 3, 0]);
+    assert_eq!(rows[0].prompt_tps, Some(1280.0));
+    assert_eq!(rows[1].peak_memory_gb, Some(2.000000001));
+    assert_eq!(rows[0].kv_bits, "4");
+    assert_eq!(rows[3].status, "failed");
+    assert_eq!(rows[3].prompt_tps, None);
+    assert_eq!(rows[3].error.as_deref(), Some("out of memory, \"quoted\", | piped\nand two lines"));
+    assert_eq!(rows[0].hardware, "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores");
+}
+
+#[test]
+fn json_and_jsonl_parse_back_to_the_records() {
+    let records = vec![record("m1", Status::Ok, 2), record("m2", Status::Unsupported, 0)];
+    let json: JsonReport = serde_json::from_str(&Format::Json.printer().render(&records).unwrap()).unwrap();
+    assert_eq!(json.records, records);
+    let lines = Format::Jsonl.printer().render(&records).unwrap();
+    let back: Vec<RunRecord> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(back, records);
+    let value: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(value["trials"][0]["peak_memory_bytes"], 2_000_000_000u64);
+    assert_eq!(value["summary"]["generation_tps"]["samples"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn markdown_has_one_row_per_configuration_and_escapes_cells() {
+    let ok = record("m1", Status::Ok, 3);
+    let text = Format::Md.printer().render(&[ok.clone(), record("m2", Status::Failed, 0)]).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| m1 ") || l.starts_with("| m2 ")).collect();
+    assert_eq!(rows.len(), 2);
+    let prompt = ok.summary.as_ref().unwrap().prompt_tps.clone().unwrap();
+    assert!(prompt.stddev > 0.0);
+    assert!(rows[0].contains(&format!("| {:.1} ± {:.1} |", prompt.mean, prompt.stddev)), "{}", rows[0]);
+    assert!(rows[1].contains("failed: out of memory, \"quoted\", \\| piped and two lines"), "{}", rows[1]);
+    // Every row has the header's number of cells.
+    let cells = |l: &str| l.replace("\\|", "").matches('|').count();
+    let header = text.lines().find(|l| l.starts_with("| model")).unwrap();
+    assert!(rows.iter().all(|r| cells(r) == cells(header)));
+}
+
+#[test]
+fn appending_keeps_earlier_results() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in [Format::Csv, Format::Json, Format::Jsonl, Format::Md] {
+        let path = dir.path().join(format!("r.{}", format!("{format:?}").to_lowercase()));
+        ResultsFile::open(&path, format).unwrap().save(&[record("first", Status::Ok, 2)]).unwrap();
+        let file = ResultsFile::open(&path, format).unwrap();
+        assert!(file.redirected_from.is_none(), "{format:?}");
+        file.save(&[record("second", Status::Ok, 1)]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("first") && text.contains("second"), "{format:?}: {text}");
+        match format {
+            Format::Csv => {
+                assert_eq!(text.lines().filter(|l| l.starts_with("run,")).count(), 1);
+                assert_eq!(csv::Reader::from_reader(text.as_bytes()).deserialize::<CsvRow>().count(), 3);
+            }
+            Format::Json => assert_eq!(serde_json::from_str::<JsonReport>(&text).unwrap().records.len(), 2),
+            Format::Jsonl => assert_eq!(text.lines().count(), 2),
+            Format::Md => assert_eq!(text.lines().filter(|l| l.starts_with("| model")).count(), 2),
+        }
+    }
+    // No temporary files are left beside the results.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn a_foreign_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("results.csv");
+    std::fs::write(&csv_path, "run,prompt_tokens,prompt_tps\n1,2,3\n").unwrap();
+    let file = ResultsFile::open(&csv_path, Format::Csv).unwrap();
+    assert_eq!(file.redirected_from.as_deref(), Some(csv_path.as_path()));
+    assert_eq!(file.path(), dir.path().join("results-2.csv"));
+    file.save(&[record("m", Status::Ok, 1)]).unwrap();
+    assert_eq!(std::fs::read_to_string(&csv_path).unwrap(), "run,prompt_tokens,prompt_tps\n1,2,3\n");
+    let json_path = dir.path().join("other.json");
+    std::fs::write(&json_path, "{\"something\": \"else\"}").unwrap();
+    assert!(ResultsFile::open(&json_path, Format::Json).unwrap().redirected_from.is_some());
+    let jsonl_path = dir.path().join("x.jsonl");
+    std::fs::write(&jsonl_path, "not json\n").unwrap();
+    assert!(ResultsFile::open(&jsonl_path, Format::Jsonl).unwrap().redirected_from.is_some());
+}
+
+#[test]
+fn format_follows_the_extension() {
+    use std::path::Path;
+    assert_eq!(Format::from_path(Path::new("a/b.CSV")), Some(Format::Csv));
+    assert_eq!(Format::from_path(Path::new("b.jsonl")), Some(Format::Jsonl));
+    assert_eq!(Format::from_path(Path::new("b.md")), Some(Format::Md));
+    assert_eq!(Format::from_path(Path::new("b")), None);
+}
+
+#[test]
+fn error_descriptions_drop_repeats_and_source_locations() {
+    #[derive(Debug)]
+    struct Text(&'static str, Option<Box<Text>>);
+    impl std::fmt::Display for Text {
+        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Text {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|t| t as _)
+        }
+    }
+    let inner = "\"[quantized_matmul] No implementation for problem shape: 1x512x64x32. at /root/.cargo/registry/src/mlx-c/mlx/c/transforms.cpp:15\" at /rustc/abc/library/core/src/ops/function.rs:250:5";
+    let top = Text("MLX error: [quantized_matmul] No implementation for problem shape: 1x512x64x32.", Some(Box::new(Text(inner, None))));
+    let chain: Vec<&(dyn std::error::Error + 'static)> = vec![&top, top.1.as_deref().unwrap()];
+    assert_eq!(
+        mlxbench::error::describe(chain),
+        "MLX error: [quantized_matmul] No implementation for problem shape: 1x512x64x32."
+    );
+    let loading = Text("loading /m", Some(Box::new(Text("/m/config.json: file not found", None))));
+    let chain: Vec<&(dyn std::error::Error + 'static)> = vec![&loading, loading.1.as_deref().unwrap()];
+    assert_eq!(mlxbench::error::describe(chain), "loading /m: /m/config.json: file not found");
+}
