@@ -155,6 +155,10 @@ pub struct CsvRow {
     pub prefill_step_size: usize,
     pub kv_group_size: i32,
     pub max_kv_size: Option<i32>,
+    /// The configuration's decode memory traffic (median trial), GB/s, and its share of the
+    /// device's peak bandwidth, when known.
+    pub decode_gbps: Option<f64>,
+    pub bandwidth_utilisation: Option<f64>,
     pub status: String,
     pub error: Option<String>,
 }
@@ -188,6 +192,8 @@ impl CsvRow {
             prefill_step_size: record.context.prefill_step_size,
             kv_group_size: record.context.kv_group_size,
             max_kv_size: record.context.max_kv_size,
+            decode_gbps: record.decode_gbps,
+            bandwidth_utilisation: record.bandwidth_utilisation,
             status: record.status.as_str().into(),
             error: record.error.clone(),
         };
@@ -361,8 +367,8 @@ impl Printer for Markdown {
             ));
         }
         text.push_str(
-            "| model | kv | batch | depth | prompt | prompt t/s | gen | gen t/s | TTFT ms | peak GB | KV GB | status |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+            "| model | kv | batch | depth | prompt | prompt t/s | gen | gen t/s | TTFT ms | peak GB | KV GB | decode GB/s | status |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in records {
             let s = r.summary.as_ref();
@@ -370,8 +376,13 @@ impl Printer for Markdown {
                 Some(e) => format!("{}: {}", r.status.as_str(), md_cell(e)),
                 None => r.status.as_str().into(),
             };
+            let bandwidth = match (r.decode_gbps, r.bandwidth_utilisation) {
+                (Some(gbps), Some(share)) => format!("{gbps:.1} ({:.0}%)", share * 100.0),
+                (Some(gbps), None) => format!("{gbps:.1}"),
+                _ => "-".into(),
+            };
             text.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 md_cell(&r.point.model),
                 r.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
                 r.point.batch,
@@ -383,6 +394,7 @@ impl Printer for Markdown {
                 mean_sd(s.and_then(|s| s.ttft_ms.as_ref()), 1.0, 1),
                 mean_sd(s.and_then(|s| s.peak_memory_bytes.as_ref()), 1e-9, 3),
                 mean_sd(s.and_then(|s| s.kv_cache_bytes.as_ref()), 1e-9, 3),
+                bandwidth,
                 status
             ));
         }

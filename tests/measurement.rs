@@ -165,7 +165,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         summary: (!trials.is_empty()).then(|| MetricSummaries::of(&trials)),
         trials,
         decode_gbps: Some(22.0),
-        bandwidth_utilisation: None,
+        bandwidth_utilisation: Some(0.0275),
     }
 }
 
@@ -190,6 +190,7 @@ fn csv_has_a_row_per_trial_and_parses_back() {
     assert_eq!(rows[3].prompt_tps, None);
     assert_eq!(rows[3].error.as_deref(), Some("out of memory, \"quoted\", | piped\nand two lines"));
     assert_eq!(rows[0].hardware, "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores");
+    assert_eq!((rows[0].decode_gbps, rows[0].bandwidth_utilisation), (Some(22.0), Some(0.0275)));
 }
 
 #[test]
@@ -214,6 +215,7 @@ fn markdown_has_one_row_per_configuration_and_escapes_cells() {
     let prompt = ok.summary.as_ref().unwrap().prompt_tps.clone().unwrap();
     assert!(prompt.stddev > 0.0);
     assert!(rows[0].contains(&format!("| {:.1} ± {:.1} |", prompt.mean, prompt.stddev)), "{}", rows[0]);
+    assert!(rows[0].contains("| 22.0 (3%) |"), "{}", rows[0]);
     assert!(rows[1].contains("failed: out of memory, \"quoted\", \\| piped and two lines"), "{}", rows[1]);
     // Every row has the header's number of cells.
     let cells = |l: &str| l.replace("\\|", "").matches('|').count();
