@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::{
     compare,
     error::{Error, Result},
+    metrics::human_bytes,
     sweep::{kv_label, parse_kv_bits},
     synth::FloatDtype,
 };
@@ -291,20 +292,19 @@ pub fn filter_selects(filter: Option<&str>, exact: bool, id: &str) -> bool {
 pub fn memory_page(criterion_dir: &Path) -> Result<String> {
     let records = compare::memory_records(criterion_dir, compare::NEW_BASELINE).map_err(|e| Error::InvalidOption(e.to_string()))?;
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let gb = |bytes: u64| bytes as f64 / 1e9;
     let mut rows = String::new();
     for record in &records {
         let mut peaks = record.peak_memory_bytes.clone();
         peaks.sort_unstable();
         let (Some(&min), Some(&max)) = (peaks.first(), peaks.last()) else { continue };
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{:.3}</td><td>{:.3} – {:.3}</td><td>{}</td><td>{:.3}</td><td>{} {}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>\n",
             escape(&record.full_id),
-            gb(peaks[peaks.len() / 2]),
-            gb(min),
-            gb(max),
+            human_bytes(peaks[peaks.len() / 2]),
+            human_bytes(min),
+            human_bytes(max),
             peaks.len(),
-            gb(record.cache_bytes),
+            human_bytes(record.cache_bytes),
             escape(&record.backend),
             escape(&record.mlx_version),
         ));
@@ -314,9 +314,9 @@ pub fn memory_page(criterion_dir: &Path) -> Result<String> {
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style>\n\
          </head><body><h1>Peak memory per benchmark</h1>\n\
          <p>MLX's peak allocated memory during each sample of the latest run (the counter reset before \
-         each), decimal GB. Compare with a saved baseline: <code>mlxbench compare --baseline NAME</code>. \
+         each), in decimal units. Compare with a saved baseline: <code>mlxbench compare --baseline NAME</code>. \
          <a href=\"../report/index.html\">Back to Criterion's report</a>.</p>\n\
-         <table><tr><th>benchmark</th><th>peak GB (median)</th><th>range</th><th>samples</th><th>KV cache GB</th><th>MLX</th></tr>\n{rows}</table>\n\
+         <table><tr><th>benchmark</th><th>peak (median)</th><th>range</th><th>samples</th><th>KV cache</th><th>MLX</th></tr>\n{rows}</table>\n\
          </body></html>\n"
     ))
 }

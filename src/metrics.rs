@@ -140,6 +140,18 @@ pub fn gigabytes(bytes: f64) -> f64 {
     bytes / 1e9
 }
 
+/// Bytes in decimal units a reader takes in at a glance: `1.139 GB`, `3.4 MB`, `81.9 kB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.3} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.1} kB", b / 1e3)
+    }
+}
+
 /// Memory traffic of decoding: each step reads the weights once and every sequence's KV cache,
 /// and steps happen `per_sequence_tps` times a second. Returns GB/s (decimal).
 pub fn decode_bandwidth_gbps(weight_bytes: u64, kv_cache_bytes: u64, per_sequence_tps: f64) -> f64 {

@@ -114,6 +114,6 @@ fn memory_page_lists_each_benchmark_of_the_latest_run() {
     write("new", 1_500_000_000);
     write("main", 1_000_000_000);
     let page = memory_page(dir.path()).unwrap();
-    assert!(page.contains("<td>prefill/m/kv4/p128</td><td>1.500</td><td>1.500 – 1.500</td><td>3</td>"), "{page}");
+    assert!(page.contains("<td>prefill/m/kv4/p128</td><td>1.500 GB</td><td>1.500 GB – 1.500 GB</td><td>3</td><td>1.0 kB</td>"), "{page}");
     assert_eq!(page.matches("<tr><td>").count(), 1, "only the latest run: {page}");
 }

@@ -82,6 +82,14 @@ fn summaries_skip_undefined_samples() {
 }
 
 #[test]
+fn byte_counts_read_in_decimal_units() {
+    use mlxbench::metrics::human_bytes;
+    assert_eq!(human_bytes(1_139_000_000), "1.139 GB");
+    assert_eq!(human_bytes(3_365_044), "3.4 MB");
+    assert_eq!(human_bytes(81_920), "81.9 kB");
+}
+
+#[test]
 fn decode_bandwidth_counts_weights_and_cache_per_step() {
     // 0.5 GB of weights + 0.1 GB of cache, 100 steps/s: 60 GB/s.
     assert!((decode_bandwidth_gbps(500_000_000, 100_000_000, 100.0) - 60.0).abs() < 1e-9);
