@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::{
     compare,
+    device::DeviceKind,
     error::{Error, Result},
     metrics::human_bytes,
     sweep::{kv_label, parse_kv_bits},
@@ -55,17 +56,23 @@ pub fn model_label(spec: &str) -> String {
     trimmed.rsplit(['/', '\\']).next().unwrap_or(trimmed).to_string()
 }
 
-/// The synthetic models benched when no model is configured: the `tiny` Llama preset in 4-bit
-/// and in float16 (name, bits, dtype). The 4-bit one keeps float32 scales and activations: MLX's
-/// CPU quantized matmul with float16 activations is ~50x slower than with float32 (measured:
-/// 3.3 s vs 0.06 s for a 128-token prefill), which would make `cargo bench` crawl on CPU.
-pub const DEFAULT_SYNTHETIC: &[(&str, Option<i32>, FloatDtype)] =
-    &[("tiny-llama-q4", Some(4), FloatDtype::Float32), ("tiny-llama-f16", None, FloatDtype::Float16)];
+/// The synthetic models benched when no model is configured, for a device: the `tiny` Llama
+/// preset in 4-bit and unquantized (name, bits, dtype). On a GPU both are float16. On the CPU
+/// they are float32: MLX's CPU kernels for float16 are slow (a 4-bit 128-token prefill took 3.3 s
+/// with float16 scales against 0.08 s with float32) and erratic (the float16 model's prefill moved
+/// by up to 30% between unchanged runs here, the float32-scaled 4-bit one by under 10%), which
+/// would make `cargo bench` crawl and the regression gate cry wolf.
+pub fn default_synthetic(device: DeviceKind) -> [(&'static str, Option<i32>, FloatDtype); 2] {
+    match device {
+        DeviceKind::Gpu => [("tiny-llama-q4-f16", Some(4), FloatDtype::Float16), ("tiny-llama-f16", None, FloatDtype::Float16)],
+        DeviceKind::Cpu => [("tiny-llama-q4-f32", Some(4), FloatDtype::Float32), ("tiny-llama-f32", None, FloatDtype::Float32)],
+    }
+}
 
 /// What to bench.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
-    /// Model specs (directories or HF repo ids); empty means [`DEFAULT_SYNTHETIC`].
+    /// Model specs (directories or HF repo ids); empty means [`default_synthetic`].
     pub models: Vec<String>,
     pub kv_bits: Vec<Option<i32>>,
     pub prompt_tokens: Vec<usize>,

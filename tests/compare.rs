@@ -419,7 +419,7 @@ fn table_and_markdown_show_time_tokens_memory_and_the_outcome() {
     assert!(lines[1].contains("prefill/tiny-llama-q4/kvnone/p128") && lines[1].contains("1.000 ms"), "{table}");
     assert!(lines[1].contains("1.200 ms") && lines[1].contains("+20.0%") && lines[1].ends_with("REGRESSED"), "{table}");
     assert!(lines[2].contains("tokens/s") && lines[2].contains("128000 tok/s") && lines[2].contains("-16.7%"), "{table}");
-    assert!(lines[3].contains("peak memory") && lines[3].contains("1.000 GiB") && lines[3].contains("unchanged"), "{table}");
+    assert!(lines[3].contains("peak memory") && lines[3].contains("1.074 GB") && lines[3].contains("unchanged"), "{table}");
     assert!(table.trim_end().ends_with("FAILED: 1 regressed, 0 improved, 1 unchanged (new vs main, threshold 5%)"), "{table}");
 
     let markdown = comparison.render(Format::Markdown);

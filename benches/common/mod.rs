@@ -9,7 +9,7 @@ use std::{
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use mlxbench::{
-    benchkit::{self, BenchConfig, Phase, DEFAULT_SYNTHETIC},
+    benchkit::{self, BenchConfig, Phase},
     cache::KvCacheOptions,
     compare::{self, MemoryRecord},
     device::{self, DeviceKind},
@@ -22,16 +22,16 @@ use mlxbench::{
     tokenizer::Tokenizer,
 };
 
-/// Writes the default synthetic models once (under `target/mlxbench-synth/`) and returns their
-/// directories.
-fn synthetic_models() -> Result<Vec<String>, String> {
+/// Writes the default synthetic models for `device` once (under `target/mlxbench-synth/`) and
+/// returns their directories.
+fn synthetic_models(device: DeviceKind) -> Result<Vec<String>, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let config = synth::preset_config("tiny", Some(Arch::Llama)).map_err(|e| e.to_string())?;
-    DEFAULT_SYNTHETIC
-        .iter()
-        .map(|&(name, bits, dtype)| {
+    benchkit::default_synthetic(device)
+        .into_iter()
+        .map(|(name, bits, dtype)| {
             let dir = target.join("mlxbench-synth").join(name);
             if !dir.join("config.json").exists() {
                 let options = SynthOptions { bits, dtype, force: true, ..SynthOptions::default() };
@@ -61,7 +61,7 @@ pub fn run(phase: Phase) {
     let info = device::select(kind).unwrap_or_else(|e| fail(e));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (filter, exact) = benchkit::criterion_filter(&args);
-    let models = if config.models.is_empty() { synthetic_models().unwrap_or_else(|e| fail(e)) } else { config.models.clone() };
+    let models = if config.models.is_empty() { synthetic_models(info.device).unwrap_or_else(|e| fail(e)) } else { config.models.clone() };
     let mut criterion = Criterion::default().configure_from_args();
     let criterion_dir = compare::criterion_output_dir();
 

@@ -238,12 +238,13 @@ fn time(ns: f64) -> String {
     format!("{} {unit}", significant(value))
 }
 
+/// Decimal units, as every other memory number mlxbench prints.
 fn bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes;
     let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
         unit += 1;
     }
     format!("{} {}", significant(value), UNITS[unit])
