@@ -82,6 +82,13 @@ pub fn run(phase: Phase) {
         if ids.is_empty() {
             continue;
         }
+        if args.iter().any(|a| a == "--list") {
+            // As Criterion lists, without loading (or downloading) the model.
+            for &(kv, p, g) in &ids {
+                println!("{}: benchmark", benchkit::benchmark_id(phase, &label, kv, p, g));
+            }
+            continue;
+        }
         let dir = hub::resolve(spec).unwrap_or_else(|e| fail(e));
         let loaded = models::load(&dir).unwrap_or_else(|e| fail(format!("loading {}: {e}", dir.display())));
         let tokenizer = Tokenizer::from_dir(&dir).unwrap_or_else(|e| fail(e));
