@@ -19,5 +19,6 @@ pub mod synth;
 pub mod measure;
 pub mod metrics;
 pub mod report;
+pub mod rng;
 pub mod sweep;
 pub mod benchkit;

@@ -4,6 +4,7 @@ use mlx_rs::Array;
 
 use crate::{
     error::{Error, Result},
+    rng::SplitMix64,
     tokenizer::Tokenizer,
 };
 
@@ -71,19 +72,6 @@ impl Tokens {
     }
 }
 
-/// A small deterministic generator (SplitMix64), so prompts need no MLX randomness.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// `batch` prompts of exactly `n` tokens each. Text prompts start at different points of the
 /// repeated text so that rows differ; random ones use `seed + row`.
 pub fn build_prompts(tokenizer: &Tokenizer, kind: PromptKind, n: usize, batch: usize, seed: u64) -> Result<Tokens> {
@@ -107,8 +95,8 @@ pub fn build_prompts(tokenizer: &Tokenizer, kind: PromptKind, n: usize, batch: u
             }
             (0..batch)
                 .map(|row| {
-                    let mut rng = SplitMix(seed.wrapping_add(row as u64));
-                    (0..n).map(|_| ordinary[(rng.next() % ordinary.len() as u64) as usize]).collect()
+                    let mut rng = SplitMix64::new(seed.wrapping_add(row as u64));
+                    (0..n).map(|_| ordinary[(rng.next_u64() % ordinary.len() as u64) as usize]).collect()
                 })
                 .collect()
         }

@@ -24,6 +24,7 @@ use crate::{
     config::{ModelConfig, QuantParams, SUPPORTED_BITS},
     error::{Error, Result},
     models::{self, DecoderSpec},
+    rng,
 };
 use safetensors::{Entry, Writer};
 
@@ -478,16 +479,7 @@ fn shard(parameters: &[Parameter], dtype: Dtype, max_bytes: u64) -> Vec<Vec<Para
 /// The PRNG seed of one chunk of one tensor: independent of every other tensor, so shard layout
 /// and write order do not change the weights.
 fn tensor_seed(seed: u64, path: &str, chunk: u64) -> u64 {
-    // FNV-1a of the name, mixed with splitmix64.
-    let name = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    splitmix64(splitmix64(seed ^ name) ^ chunk)
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    rng::mix(rng::mix(seed ^ rng::fnv1a(path.as_bytes())) ^ chunk)
 }
 
 fn to_json(value: &impl Serialize) -> String {

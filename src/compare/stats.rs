@@ -1,37 +1,16 @@
 //! The gate's statistics: a seeded bootstrap of the relative change of two means, and medians.
 //! Deterministic: the same samples and seed give the same interval on every machine.
 
+use crate::rng::{fnv1a, SplitMix64};
+
 /// Resamples drawn for each bootstrap interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 /// Confidence level of the bootstrap intervals.
 pub const CONFIDENCE_LEVEL: f64 = 0.95;
 
-/// SplitMix64 (Steele, Lea and Flood 2014): tiny, fast, and good enough to pick resample indices.
-#[derive(Debug, Clone)]
-pub(crate) struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform index below `n` (Lemire's multiply-shift; the bias is below 2^-50 for our `n`).
-    pub fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
-    }
-}
-
-/// A seed derived from a benchmark id (FNV-1a), so each row has its own stream and reruns agree.
+/// A seed derived from a benchmark id, so each row has its own stream and reruns agree.
 pub(crate) fn seed_for(id: &str) -> u64 {
-    id.bytes().fold(0xCBF2_9CE4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01B3))
+    fnv1a(id.as_bytes())
 }
 
 pub(crate) fn mean(xs: &[f64]) -> f64 {
