@@ -1,11 +1,7 @@
 //! The `mlxbench` command line.
 mod cli;
 
-use std::{
-    path::PathBuf,
-    process::ExitCode,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{Context, Result};
 use cli::warn_debug_build;
@@ -13,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use mlxbench::{
     compare,
     device::{self, DeviceKind},
-    generate::{GenerateOptions, Generation, Sampling},
+    generate::{GenerateOptions, Sampling},
+    measure::run_trial,
+    metrics::gigabytes,
     hub, models,
     prompt::{build_prompts, PromptKind, Tokens},
     tokenizer::Tokenizer,
@@ -156,29 +154,6 @@ fn run_compare(args: &CompareArgs) -> Result<bool> {
     Ok(!comparison.failed())
 }
 
-/// Host-side timestamps of one generation (for --verbose).
-struct Timings {
-    ttft: Duration,
-    first_to_last: Duration,
-    generated: usize,
-}
-
-fn run_once(model: &dyn models::LanguageModel, prompt: &Tokens, options: &GenerateOptions) -> Result<(Vec<u32>, Timings)> {
-    let start = Instant::now();
-    let mut generation = Generation::new(model, prompt, options.clone())?;
-    let mut generated = Vec::new();
-    let mut first = None;
-    let mut last = start;
-    while let Some(step) = generation.next_token()? {
-        last = Instant::now();
-        first.get_or_insert(last);
-        generated.push(step.tokens[0]);
-    }
-    let first = first.unwrap_or(last);
-    let timings = Timings { ttft: first - start, first_to_last: last - first, generated: generated.len() };
-    Ok((generated, timings))
-}
-
 fn generate(args: GenerateArgs) -> Result<()> {
     device::select(args.device.unwrap_or_else(device::default_kind))?;
     let dir = hub::resolve(&args.model)?;
@@ -206,19 +181,19 @@ fn generate(args: GenerateArgs) -> Result<()> {
         warn_debug_build();
     }
     for _ in 0..args.warmup {
-        run_once(loaded.model.as_ref(), &prompt, &options)?;
+        run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
     }
-    device::reset_peak_memory()?;
-    let (generated, t) = run_once(loaded.model.as_ref(), &prompt, &options)?;
+    let trial = run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
+    let generated: Vec<u32> = trial.generated.iter().map(|step| step[0]).collect();
     if args.verbose {
-        let decode_tps = (t.generated.saturating_sub(1)) as f64 / t.first_to_last.as_secs_f64();
+        let m = &trial.metrics;
         eprintln!(
             "prompt: {} tokens, time to first token {:.2} ms\ngeneration: {} tokens, {:.2} tokens/s (after the first)\npeak memory: {:.3} GB",
             prompt_ids.len(),
-            t.ttft.as_secs_f64() * 1e3,
-            t.generated,
-            decode_tps,
-            device::memory_snapshot()?.peak_bytes as f64 / 1e9
+            m.ttft_ms,
+            generated.len(),
+            m.generation_tps.unwrap_or(f64::NAN),
+            gigabytes(m.memory.peak_memory_bytes as f64)
         );
     }
     if args.json {

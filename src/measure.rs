@@ -44,14 +44,17 @@ pub fn memory_of(generation: &Generation) -> Result<TrialMemory> {
     })
 }
 
+/// What one trial measured and produced.
+pub struct Trial {
+    pub timings: TrialTimings,
+    pub metrics: TrialMetrics,
+    /// The generated ids, one `Vec` per decode step with an id per sequence.
+    pub generated: Vec<Vec<u32>>,
+}
+
 /// One trial: `prompt` (`depth` context tokens, then the measured prompt) and `options.max_tokens`
 /// generated tokens, with the timestamps and memory counters that define its metrics.
-pub fn run_trial(
-    model: &dyn LanguageModel,
-    prompt: &Tokens,
-    depth: usize,
-    options: &GenerateOptions,
-) -> Result<(TrialTimings, TrialMetrics)> {
+pub fn run_trial(model: &dyn LanguageModel, prompt: &Tokens, depth: usize, options: &GenerateOptions) -> Result<Trial> {
     let mut generation = prepare(model, prompt, depth, options)?;
     let prompt_tokens = generation.pending_tokens();
     let start = Instant::now();
@@ -60,23 +63,23 @@ pub fn run_trial(
     let prefill_tokens = prompt_tokens - generation.pending_tokens();
     let mut first_token = None;
     let mut last_token = prefill_done;
-    let mut generated_tokens = 0;
-    while generation.next_token()?.is_some() {
+    let mut generated = Vec::with_capacity(options.max_tokens);
+    while let Some(step) = generation.next_token()? {
         last_token = start.elapsed();
         first_token.get_or_insert(last_token);
-        generated_tokens += 1;
+        generated.push(step.tokens);
     }
     let timings = TrialTimings {
         batch: prompt.batch(),
         prompt_tokens,
         prefill_tokens,
-        generated_tokens,
+        generated_tokens: generated.len(),
         prefill_done,
         first_token: first_token.unwrap_or(last_token),
         last_token,
     };
     let memory = memory_of(&generation)?;
-    Ok((timings, TrialMetrics::from_timings(&timings, memory)))
+    Ok(Trial { timings, metrics: TrialMetrics::from_timings(&timings, memory), generated })
 }
 
 /// One timed phase for the bench targets.

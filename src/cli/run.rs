@@ -177,12 +177,19 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn trial(&mut self, prepared: &Prepared, point: &RunPoint, prompt: &mlxbench::prompt::Tokens, measured: bool) -> Result<TrialMetrics> {
+    fn trial(
+        &mut self,
+        prepared: &Prepared,
+        point: &RunPoint,
+        prompt: &mlxbench::prompt::Tokens,
+        options: &GenerateOptions,
+        measured: bool,
+    ) -> Result<TrialMetrics> {
         if self.trials_done > 0 && self.args.delay > 0.0 {
             std::thread::sleep(Duration::from_secs_f64(self.args.delay));
         }
         self.trials_done += 1;
-        let (_, metrics) = run_trial(prepared.loaded.model.as_ref(), prompt, point.depth, &self.args.options(point))?;
+        let metrics = run_trial(prepared.loaded.model.as_ref(), prompt, point.depth, options)?.metrics;
         if self.args.verbose {
             say(&self.progress, format!(
                 "{} {} kv={} b={} d={} p={} g={}: ttft {:.2} ms, prompt {:.1} t/s, generation {:.1} t/s, peak {:.3} GB",
@@ -211,10 +218,11 @@ impl Runner<'_> {
             point.batch,
             self.args.seed,
         )?;
+        let options = self.args.options(point);
         for _ in 0..self.args.warmup {
-            self.trial(prepared, point, &prompt, false)?;
+            self.trial(prepared, point, &prompt, &options, false)?;
         }
-        (0..self.args.repeats).map(|_| self.trial(prepared, point, &prompt, true)).collect()
+        (0..self.args.repeats).map(|_| self.trial(prepared, point, &prompt, &options, true)).collect()
     }
 
     fn record(&self, point: &RunPoint, weight_bytes: Option<u64>, outcome: Result<Vec<TrialMetrics>, String>) -> RunRecord {
