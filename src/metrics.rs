@@ -157,3 +157,9 @@ pub fn human_bytes(bytes: u64) -> String {
 pub fn decode_bandwidth_gbps(weight_bytes: u64, kv_cache_bytes: u64, per_sequence_tps: f64) -> f64 {
     (weight_bytes + kv_cache_bytes) as f64 * per_sequence_tps / 1e9
 }
+
+/// The share of the device's peak bandwidth (GB/s, from `hwinfo`) that `decode_gbps` is; `None`
+/// when the peak is not positive.
+pub fn bandwidth_utilisation(decode_gbps: f64, peak_gbps: f64) -> Option<f64> {
+    (peak_gbps > 0.0).then(|| decode_gbps / peak_gbps)
+}

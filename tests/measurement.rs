@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mlxbench::{
-    metrics::{decode_bandwidth_gbps, MetricSummaries, Summary, TrialMemory, TrialMetrics, TrialTimings},
+    metrics::{bandwidth_utilisation, decode_bandwidth_gbps, MetricSummaries, Summary, TrialMemory, TrialMetrics, TrialTimings},
     report::{csv_header, CsvRow, Format, JsonReport, ResultsFile, RunContext, RunRecord, Status},
     sweep::{kv_label, parse_kv_bits, RunPoint, SweepSpec},
 };
@@ -93,6 +93,14 @@ fn byte_counts_read_in_decimal_units() {
 fn decode_bandwidth_counts_weights_and_cache_per_step() {
     // 0.5 GB of weights + 0.1 GB of cache, 100 steps/s: 60 GB/s.
     assert!((decode_bandwidth_gbps(500_000_000, 100_000_000, 100.0) - 60.0).abs() < 1e-9);
+}
+
+#[test]
+fn bandwidth_utilisation_is_bytes_per_second_over_peak() {
+    // 4 GB read per token at 100 tokens/s is 400 GB/s: half of an M2 Ultra.
+    assert_eq!(bandwidth_utilisation(decode_bandwidth_gbps(4_000_000_000, 0, 100.0), 800.0), Some(0.5));
+    assert_eq!(bandwidth_utilisation(decode_bandwidth_gbps(2_000_000_000, 0, 335.0), 3350.0), Some(0.2));
+    assert!(bandwidth_utilisation(decode_bandwidth_gbps(4_000_000_000, 0, 100.0), 0.0).is_none());
 }
 
 fn spec() -> SweepSpec {

@@ -14,7 +14,7 @@ use mlxbench::{
     generate::{GenerateOptions, Sampling},
     hub, hwinfo,
     measure::run_trial,
-    metrics::{decode_bandwidth_gbps, MetricSummaries, TrialMetrics},
+    metrics::{bandwidth_utilisation, decode_bandwidth_gbps, MetricSummaries, TrialMetrics},
     models::{self, LoadedModel},
     prompt::{build_prompts, PromptKind},
     report::{Format, ResultsFile, RunContext, RunRecord, Status},
@@ -246,7 +246,7 @@ impl Runner<'_> {
             trials,
             summary,
             decode_gbps,
-            bandwidth_utilisation: decode_gbps.zip(self.peak_gbps).map(|(achieved, peak)| achieved / peak),
+            bandwidth_utilisation: decode_gbps.zip(self.peak_gbps).and_then(|(achieved, peak)| bandwidth_utilisation(achieved, peak)),
         }
     }
 }

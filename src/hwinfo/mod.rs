@@ -71,16 +71,6 @@ pub fn detect() -> HardwareInfo {
     probed.or(from_sysinfo())
 }
 
-/// Fraction of the peak bandwidth a decode used. `bytes_per_token` is what one decoded token
-/// reads: all the weights plus the KV cache so far. `NaN` when the peak is not positive.
-pub fn bandwidth_utilisation(bytes_per_token: f64, tokens_per_s: f64, peak_gbps: f64) -> f64 {
-    if peak_gbps > 0.0 {
-        bytes_per_token * tokens_per_s / (peak_gbps * 1e9)
-    } else {
-        f64::NAN
-    }
-}
-
 impl HardwareInfo {
     /// From the outputs of `sysctl` (`name: value` lines, as `sysctl -a` prints) and
     /// `ioreg -rc AGXAccelerator -d 1`.
