@@ -83,8 +83,8 @@ pub struct BenchConfig {
     pub measurement_time: f64,
     /// Seconds of warm-up per benchmark.
     pub warm_up_time: f64,
-    /// `cpu` or `gpu`; `None`: gpu when this MLX has one.
-    pub device: Option<String>,
+    /// `None`: gpu when this MLX has one.
+    pub device: Option<DeviceKind>,
 }
 
 impl Default for BenchConfig {
@@ -220,12 +220,12 @@ impl BenchConfig {
         if let Some(t) = number("MLXBENCH_WARM_UP_TIME", file.warm_up_time)? {
             config.warm_up_time = t;
         }
-        config.device = env("MLXBENCH_DEVICE").or(file.device);
-        if let Some(d) = &config.device {
-            if d != "cpu" && d != "gpu" {
-                return Err(invalid("device", d, "cpu or gpu"));
-            }
-        }
+        config.device = match env("MLXBENCH_DEVICE").or(file.device).as_deref() {
+            None => None,
+            Some("cpu") => Some(DeviceKind::Cpu),
+            Some("gpu") => Some(DeviceKind::Gpu),
+            Some(other) => return Err(invalid("device", other, "cpu or gpu")),
+        };
         Ok(config)
     }
 

@@ -127,7 +127,7 @@ fn invalid(detail: impl std::fmt::Display) -> Error {
 }
 
 /// A CSV row: one measured trial (or one row for a configuration without trials).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct CsvRow {
     pub run: usize,
     pub prompt_tokens: usize,
@@ -208,39 +208,9 @@ impl CsvRow {
 /// The header line our CSV files start with.
 pub fn csv_header() -> Result<String> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.serialize(CsvRow::rows_of(&placeholder_record()).remove(0)).map_err(invalid)?;
+    writer.serialize(CsvRow::default()).map_err(invalid)?;
     let text = String::from_utf8(writer.into_inner().map_err(invalid)?).map_err(invalid)?;
     Ok(text.lines().next().unwrap_or_default().to_string())
-}
-
-/// A record with no trials, used to produce the CSV header.
-fn placeholder_record() -> RunRecord {
-    RunRecord {
-        point: RunPoint { model: String::new(), kv_bits: None, batch: 1, depth: 0, n_prompt: 0, n_generate: 0 },
-        context: RunContext {
-            device: String::new(),
-            backend: String::new(),
-            mlx_version: String::new(),
-            hardware: String::new(),
-            git_commit: String::new(),
-            mlxbench_version: String::new(),
-            timestamp: String::new(),
-            prompt_kind: String::new(),
-            prefill_step_size: 0,
-            kv_group_size: 0,
-            max_kv_size: None,
-            warmup: 0,
-            repeats: 0,
-            seed: 0,
-        },
-        status: Status::Ok,
-        error: None,
-        weight_bytes: None,
-        trials: Vec::new(),
-        summary: None,
-        decode_gbps: None,
-        bandwidth_utilisation: None,
-    }
 }
 
 struct Csv;

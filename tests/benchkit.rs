@@ -37,7 +37,7 @@ fn environment_overrides_the_file() {
     assert_eq!(from_file.prompt_tokens, vec![256, 1024]);
     assert_eq!(from_file.gen_tokens, vec![64]);
     assert_eq!((from_file.sample_size, from_file.measurement_time), (20, 8.5));
-    assert_eq!(from_file.device.as_deref(), Some("cpu"));
+    assert_eq!(from_file.device, Some(mlxbench::device::DeviceKind::Cpu));
 
     let both = BenchConfig::resolve(
         env(&[("MLXBENCH_MODELS", "/m/llama-3.2-1b, x/y"), ("MLXBENCH_KV_BITS", "8"), ("MLXBENCH_PROMPT_TOKENS", "512")]),

@@ -53,12 +53,7 @@ pub fn run(phase: Phase) {
         eprintln!("warning: benches built without optimizations; their timings are meaningless");
     }
     let config = BenchConfig::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|e| fail(e));
-    let kind = match config.device.as_deref() {
-        Some("cpu") => DeviceKind::Cpu,
-        Some(_) => DeviceKind::Gpu,
-        None => device::default_kind(),
-    };
-    let info = device::select(kind).unwrap_or_else(|e| fail(e));
+    let info = device::select(config.device.unwrap_or_else(device::default_kind)).unwrap_or_else(|e| fail(e));
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (filter, exact) = benchkit::criterion_filter(&args);
     let models = if config.models.is_empty() { synthetic_models(info.device).unwrap_or_else(|e| fail(e)) } else { config.models.clone() };
@@ -101,7 +96,7 @@ pub fn run(phase: Phase) {
             .warm_up_time(Duration::from_secs_f64(config.warm_up_time));
         for (kv_bits, prompt_tokens, gen_tokens) in ids {
             let function_id = benchkit::function_id(phase, &label, kv_bits, prompt_tokens, gen_tokens);
-            let full_id = format!("{}/{function_id}", phase.name());
+            let full_id = benchkit::benchmark_id(phase, &label, kv_bits, prompt_tokens, gen_tokens);
             let prompt = build_prompts(&tokenizer, PromptKind::Text, phase_prompt_len(phase, prompt_tokens), 1, 0)
                 .unwrap_or_else(|e| fail(e));
             let options = GenerateOptions {
