@@ -60,14 +60,14 @@ pub fn run(phase: Phase) {
     let mut criterion = Criterion::default().configure_from_args();
     let criterion_dir = compare::criterion_output_dir();
 
+    let lengths: Vec<(usize, usize)> = config
+        .prompt_tokens
+        .iter()
+        .flat_map(|&p| config.gen_tokens.iter().map(move |&g| (p, g)))
+        .filter(|&(_, g)| phase == Phase::Decode || g == config.gen_tokens[0]) // g only names decode ids
+        .collect();
     for spec in &models {
         let label = benchkit::model_label(spec);
-        let lengths: Vec<(usize, usize)> = config
-            .prompt_tokens
-            .iter()
-            .flat_map(|&p| config.gen_tokens.iter().map(move |&g| (p, g)))
-            .filter(|&(_, g)| phase == Phase::Decode || g == config.gen_tokens[0]) // g only names decode ids
-            .collect();
         let ids: Vec<_> = config
             .kv_bits
             .iter()
