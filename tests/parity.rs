@@ -52,10 +52,17 @@ fn run_python(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// Writes `<arch>-<bits>` with mlx-lm (deterministic, so reruns give the same weights).
+/// Writes `<arch>-<bits>` with mlx-lm (deterministic, so reruns give the same weights), once per
+/// test process: tests running in parallel share the directory, and a second writer would replace
+/// the files while another test's mlx-lm is reading them ("[read] Unable to read from file").
 fn make_model(arch: &str, bits: &str) -> PathBuf {
+    static MADE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("parity").join(format!("{arch}-{bits}"));
-    run_python(&["make", "--arch", arch, "--bits", bits, "--out", dir.to_str().unwrap()]);
+    let mut made = MADE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !made.contains(&dir) {
+        run_python(&["make", "--arch", arch, "--bits", bits, "--out", dir.to_str().unwrap()]);
+        made.push(dir.clone());
+    }
     dir
 }
 
