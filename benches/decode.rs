@@ -5,5 +5,5 @@
 mod common;
 
 fn main() {
-    common::run(mlxbench::benchkit::Phase::Decode);
+    common::run(mlxbench::measure::Phase::Decode);
 }

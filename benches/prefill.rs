@@ -5,5 +5,5 @@
 mod common;
 
 fn main() {
-    common::run(mlxbench::benchkit::Phase::Prefill);
+    common::run(mlxbench::measure::Phase::Prefill);
 }

@@ -5,5 +5,5 @@
 mod common;
 
 fn main() {
-    common::run(mlxbench::benchkit::Phase::Ttft);
+    common::run(mlxbench::measure::Phase::Ttft);
 }

@@ -101,6 +101,30 @@ pub struct QuantParams {
 
 /// The bit widths MLX's affine quantization implements.
 pub const SUPPORTED_BITS: [i32; 6] = [2, 3, 4, 5, 6, 8];
+/// The group sizes MLX's affine quantization implements.
+pub const SUPPORTED_GROUP_SIZES: [i32; 3] = [32, 64, 128];
+
+impl QuantParams {
+    /// Whether MLX's affine quantization can use these parameters; the error says which is off.
+    /// The one check for weights (config.json), KV caches and synthetic models.
+    pub fn check(self) -> std::result::Result<(), String> {
+        if !SUPPORTED_BITS.contains(&self.bits) {
+            return Err(format!("bits {} (supported: {SUPPORTED_BITS:?})", self.bits));
+        }
+        if !SUPPORTED_GROUP_SIZES.contains(&self.group_size) {
+            return Err(format!("group size {} (supported: {SUPPORTED_GROUP_SIZES:?})", self.group_size));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a number of bits or `none` (`--kv-bits`, `synth --bits`, `MLXBENCH_KV_BITS`).
+pub fn parse_bits_or_none(s: &str) -> std::result::Result<Option<i32>, String> {
+    match s.trim() {
+        "none" | "None" | "" => Ok(None),
+        bits => bits.parse().map(Some).map_err(|_| format!("{bits:?} is not a number of bits or 'none'")),
+    }
+}
 
 impl QuantizationConfig {
     /// The parameters for the module at `path`: its own entry, else the defaults. `None` when the
@@ -114,18 +138,7 @@ impl QuantizationConfig {
             },
             _ => QuantParams { group_size: self.group_size, bits: self.bits },
         };
-        if !SUPPORTED_BITS.contains(&params.bits) {
-            return Err(Error::UnsupportedQuantization {
-                module: path.to_string(),
-                detail: format!("bits {} (supported: {:?})", params.bits, SUPPORTED_BITS),
-            });
-        }
-        if ![32, 64, 128].contains(&params.group_size) {
-            return Err(Error::UnsupportedQuantization {
-                module: path.to_string(),
-                detail: format!("group_size {} (supported: 32, 64, 128)", params.group_size),
-            });
-        }
+        params.check().map_err(|detail| Error::UnsupportedQuantization { module: path.to_string(), detail })?;
         Ok(Some(params))
     }
 }

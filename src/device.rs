@@ -6,13 +6,16 @@ use std::fmt;
 use mlx_rs::{memory, Device as MlxDevice};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::{
+    choice::choice,
+    error::{Error, Result},
+};
 
 /// The MLX release our mlx-c bindings are compiled against; any other `libmlx` is refused.
 pub const REQUIRED_MLX_VERSION: &str = "0.32.2";
 
 /// Where MLX computes, as chosen by `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
     Cpu,
@@ -28,14 +31,10 @@ pub enum Backend {
     Metal,
 }
 
-impl fmt::Display for DeviceKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceKind::Cpu => "cpu",
-            DeviceKind::Gpu => "gpu",
-        })
-    }
-}
+choice!(DeviceKind {
+    Cpu => ("cpu", "MLX's CPU backend"),
+    Gpu => ("gpu", "MLX's GPU backend: CUDA on Linux, Metal on macOS"),
+});
 
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

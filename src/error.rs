@@ -70,6 +70,25 @@ pub enum Error {
 
     #[error("invalid option: {0}")]
     InvalidOption(String),
+
+    /// Writing text into memory failed (a `Display` implementation reported an error).
+    #[error("formatting text: {0}")]
+    Format(#[from] std::fmt::Error),
+
+    /// A model directory that did not load; the source says why.
+    #[error("loading {}", path.display())]
+    Loading {
+        path: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// The error and its causes in one line (see [`describe`]).
+    pub fn describe(&self) -> String {
+        describe(std::iter::successors(Some(self as &(dyn std::error::Error + 'static)), |e| e.source()))
+    }
 }
 
 /// Shorthand for results of this library.

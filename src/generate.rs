@@ -32,19 +32,20 @@ pub enum Sampling {
 /// Everything a generation is asked to do.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct GenerateOptions {
-    pub max_tokens: usize,
+    /// Tokens to generate per sequence (fewer when every sequence reaches a stop token first).
+    pub n_generate: usize,
     pub sampling: Sampling,
     pub kv: KvCacheOptions,
     /// Prompt tokens per prefill forward pass (mlx-lm's default 2048).
     pub prefill_step_size: usize,
-    /// Stop once every sequence has produced one of these; empty: always run to `max_tokens`.
+    /// Stop once every sequence has produced one of these; empty: always generate `n_generate`.
     pub stop_tokens: Vec<u32>,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
         Self {
-            max_tokens: 100,
+            n_generate: 100,
             sampling: Sampling::Greedy,
             kv: KvCacheOptions::default(),
             prefill_step_size: 2048,
@@ -213,10 +214,10 @@ impl<'m> Generation<'m> {
         Ok((sampled, logprobs))
     }
 
-    /// The next token of every sequence, materialized on the host; `None` once `max_tokens` are
+    /// The next token of every sequence, materialized on the host; `None` once `n_generate` are
     /// produced or every sequence has stopped.
     pub fn next_token(&mut self) -> Result<Option<Step>> {
-        if self.produced >= self.options.max_tokens || self.finished.iter().all(|f| *f) {
+        if self.produced >= self.options.n_generate || self.finished.iter().all(|f| *f) {
             return Ok(None);
         }
         if self.ahead.is_none() {
@@ -228,7 +229,7 @@ impl<'m> Generation<'m> {
         }
         let (sampled, logprobs) = self.ahead.take().expect("queued above");
         self.produced += 1;
-        if self.produced < self.options.max_tokens {
+        if self.produced < self.options.n_generate {
             let next_input = sampled.reshape(&[-1, 1])?;
             let next = self.build_step(&next_input)?;
             async_eval([&next.0, &next.1])?;

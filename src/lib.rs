@@ -1,24 +1,36 @@
 //! mlxbench: microbenchmarks for large language models on Apple's MLX, called from Rust through
 //! `mlx-rs`. This library holds everything the `mlxbench` binary and the bench targets share.
+//!
+//! Layers, each depending only on those below it:
+//! - `bench` (plans, settings, sessions, records, the Criterion benches' configuration), with
+//!   `report` (formats, printers, results files) and `gate` (the Criterion regression gate) above
+//!   it reading what it produces;
+//! - `measure` (trials, metrics, statistics);
+//! - `generate` (prefill and decode, knowing nothing of time);
+//! - `models`, `cache`;
+//! - `device`, `weights`, `config`, `hub`, `tokenizer`, `prompt`, and leaf helpers (`choice`,
+//!   `error`, `rng`, `units`).
+//!
+//! Beside them: `synth` (synthetic models), `hwinfo` (the machine), `selftest` (MLX kernels).
+pub mod bench;
 pub mod cache;
+pub mod choice;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod gate;
+pub mod generate;
+pub mod hub;
+pub mod hwinfo;
+pub mod measure;
 pub mod models;
+pub mod prompt;
+pub mod report;
+pub mod rng;
 pub mod selftest;
+pub mod synth;
+pub mod tokenizer;
+pub mod units;
 pub mod weights;
 
 pub use error::{Error, Result};
-pub mod generate;
-pub mod hub;
-pub mod prompt;
-pub mod tokenizer;
-pub mod compare;
-pub mod hwinfo;
-pub mod synth;
-pub mod measure;
-pub mod metrics;
-pub mod report;
-pub mod rng;
-pub mod sweep;
-pub mod benchkit;

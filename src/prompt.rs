@@ -9,7 +9,7 @@ use crate::{
 };
 
 /// Where prompt tokens come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PromptKind {
     /// A fixed English text, tokenized and repeated until long enough.
@@ -17,6 +17,11 @@ pub enum PromptKind {
     /// Uniformly random ids from the tokenizer's ordinary (non-special) vocabulary.
     Random,
 }
+
+crate::choice::choice!(PromptKind {
+    Text => ("text", "A fixed English text, tokenized and repeated until long enough"),
+    Random => ("random", "Uniformly random ids from the tokenizer's ordinary (non-special) vocabulary"),
+});
 
 /// The text that `PromptKind::Text` repeats.
 pub const BASE_TEXT: &str = "The history of computing is a story of people finding ways to make machines do \

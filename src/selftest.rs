@@ -9,7 +9,7 @@ use mlx_rs::{
 };
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::{error::Result, measure::stats::median};
 
 /// One kernel's outcome: accuracy against float32 and its speed.
 #[derive(Debug, Clone, Serialize)]
@@ -49,8 +49,30 @@ fn time_median(repeats: usize, build: impl Fn() -> Result<Array>) -> Result<f64>
         build()?.eval()?;
         samples.push(start.elapsed().as_secs_f64());
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(samples[samples.len() / 2])
+    Ok(median(&samples))
+}
+
+/// Runs `kernel` once to compare its `size`³ result with `reference`, then times it.
+fn check(
+    name: &'static str,
+    size: i32,
+    tolerance: f32,
+    reference: &Array,
+    repeats: usize,
+    kernel: impl Fn() -> Result<Array>,
+) -> Result<KernelCheck> {
+    let relative_error = relative_error(&kernel()?, reference)?;
+    let seconds = time_median(repeats, kernel)?;
+    Ok(KernelCheck {
+        name,
+        m: size,
+        n: size,
+        k: size,
+        relative_error,
+        tolerance,
+        median_seconds: seconds,
+        tflops: 2.0 * f64::from(size).powi(3) / seconds / 1e12,
+    })
 }
 
 /// Runs both checks on square `size`×`size` problems on MLX's current default device.
@@ -58,41 +80,19 @@ pub fn run(size: i32, repeats: usize) -> Result<Vec<KernelCheck>> {
     let (k0, k1, k2) = (random::key(7)?, random::key(8)?, random::key(9)?);
     let a = random::normal::<f32>(&[size, size], None, None, Some(&k0))?;
     let b = random::normal::<f32>(&[size, size], None, None, Some(&k1))?;
-    let flops = 2.0 * f64::from(size).powi(3);
 
     let a16 = a.as_dtype(Dtype::Bfloat16)?;
     let b16 = b.as_dtype(Dtype::Bfloat16)?;
     let reference = matmul(a16.as_dtype(Dtype::Float32)?, b16.as_dtype(Dtype::Float32)?)?;
-    let bf16 = matmul(&a16, &b16)?;
-    let seconds = time_median(repeats, || Ok(matmul(&a16, &b16)?))?;
-    let mut checks = vec![KernelCheck {
-        name: "bf16_matmul",
-        m: size,
-        n: size,
-        k: size,
-        relative_error: relative_error(&bf16, &reference)?,
-        tolerance: 2e-2,
-        median_seconds: seconds,
-        tflops: flops / seconds / 1e12,
-    }];
+    let bf16 = check("bf16_matmul", size, 2e-2, &reference, repeats, || Ok(matmul(&a16, &b16)?))?;
 
     let w = random::normal::<f32>(&[size, size], None, None, Some(&k2))?.as_dtype(Dtype::Bfloat16)?;
     let (wq, scales, biases) = quantize(&w, 64, 4)?;
     let dequantized = dequantize(&wq, &scales, &biases, 64, 4)?.as_dtype(Dtype::Float32)?;
     let reference = matmul(a16.as_dtype(Dtype::Float32)?, dequantized.t())?;
-    let qmm = || Ok(quantized_matmul(&a16, &wq, &scales, &biases, true, 64, 4)?);
-    let q = qmm()?;
-    let seconds = time_median(repeats, qmm)?;
-    checks.push(KernelCheck {
-        name: "q4_matmul",
-        m: size,
-        n: size,
-        k: size,
-        relative_error: relative_error(&q, &reference)?,
-        // bf16 activations and bf16 output: one bf16 rounding step is ~4e-3, sums add more.
-        tolerance: 5e-2,
-        median_seconds: seconds,
-        tflops: flops / seconds / 1e12,
-    });
-    Ok(checks)
+    // bf16 activations and bf16 output: one bf16 rounding step is ~4e-3, sums add more.
+    let q4 = check("q4_matmul", size, 5e-2, &reference, repeats, || {
+        Ok(quantized_matmul(&a16, &wq, &scales, &biases, true, 64, 4)?)
+    })?;
+    Ok(vec![bf16, q4])
 }

@@ -6,7 +6,8 @@ use std::{
 };
 
 use mlxbench::{
-    report::{CsvRow, JsonReport, Status},
+    bench::{RunRecord, Status},
+    report::{CsvRow, JsonReport},
     synth::{self, Arch, FloatDtype, SynthOptions},
 };
 
@@ -82,7 +83,7 @@ fn a_failing_model_is_reported_and_the_sweep_goes_on() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("2 of 4 configurations did not complete"), "{}", stderr(&out));
-    let records: Vec<mlxbench::report::RunRecord> =
+    let records: Vec<RunRecord> =
         std::fs::read_to_string(&out_path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.len(), 4);
     assert_eq!(records[0].status, Status::Failed);
@@ -119,9 +120,11 @@ fn bad_flags_are_clap_errors() {
 fn hwinfo_and_compare_explain_themselves() {
     let out = mlxbench(&["hwinfo"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains(" GB"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" GiB"));
     let tmp = tempfile::tempdir().unwrap();
     let out = mlxbench(&["compare", "--baseline", "main", "--criterion-dir", tmp.path().join("nothing").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cargo bench"), "{}", stderr(&out));
+    let help = String::from_utf8_lossy(&mlxbench(&["compare", "--help"]).stdout).into_owned();
+    assert!(help.contains("[default: table]"), "{help}");
 }

@@ -3,9 +3,13 @@
 //! would use, plus our memory sidecar written by the library itself.
 use std::path::{Path, PathBuf};
 
-use mlxbench::compare::{
+use mlxbench::gate::{
     compare, criterion_dir_for, find_benchmark_dir, make_filename_safe, saved_baselines, Comparison, CompareError,
-    Format, MemoryRecord, Metric, Row, Verdict, MEMORY_FILE,
+    MemoryRecord, Metric, Row, Verdict, MEMORY_FILE,
+};
+use mlxbench::{
+    choice::Choice,
+    report::{Format, Printable},
 };
 use serde_json::json;
 
@@ -85,7 +89,7 @@ impl Bench {
         let record = MemoryRecord {
             full_id: self.full_id(),
             peak_memory_bytes: peaks.to_vec(),
-            cache_bytes: 4 << 20,
+            kv_cache_bytes: 4 << 20,
             mlx_version: "0.32.2".to_owned(),
             backend: "cpu".to_owned(),
         };
@@ -381,7 +385,7 @@ fn json_output_parses_back() {
     DECODE.write(root.path(), "main", &samples(1e6, 0.005, 30));
     let comparison = compare(root.path(), "main", "new", 5.0, false).unwrap();
 
-    let json = comparison.render(Format::Json);
+    let json = comparison.render(Format::Json).unwrap();
     let parsed: Comparison = serde_json::from_str(&json).unwrap();
     // serde_json's default parser may land one ulp off a printed float: compare numbers closely.
     assert_eq!((&parsed.baseline, &parsed.against, parsed.strict), (&comparison.baseline, &comparison.against, false));
@@ -413,7 +417,7 @@ fn table_and_markdown_show_time_tokens_memory_and_the_outcome() {
     }
     let comparison = compare(root.path(), "main", "new", 5.0, false).unwrap();
 
-    let table = comparison.render(Format::Table);
+    let table = comparison.render(Format::Table).unwrap();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("benchmark") && lines[0].contains("main") && lines[0].contains("new"), "{table}");
     assert!(lines[1].contains("prefill/tiny-llama-q4/kvnone/p128") && lines[1].contains("1.000 ms"), "{table}");
@@ -422,7 +426,7 @@ fn table_and_markdown_show_time_tokens_memory_and_the_outcome() {
     assert!(lines[3].contains("peak memory") && lines[3].contains("1.074 GB") && lines[3].contains("unchanged"), "{table}");
     assert!(table.trim_end().ends_with("FAILED: 1 regressed, 0 improved, 1 unchanged (new vs main, threshold 5%)"), "{table}");
 
-    let markdown = comparison.render(Format::Markdown);
+    let markdown = comparison.render(Format::Md).unwrap();
     assert!(markdown.starts_with("**Regression gate FAILED: 1 regressed"), "{markdown}");
     assert!(markdown.contains("| `prefill/tiny-llama-q4/kvnone/p128` | time | 1.000 ms | 1.200 ms | +20.0% |"), "{markdown}");
     assert!(markdown.contains("|  | tokens/s |"), "{markdown}");
@@ -441,7 +445,7 @@ fn ids_are_read_from_benchmark_json_not_from_paths() {
     let comparison = compare(root.path(), "main", "new", 5.0, false).unwrap();
     let ids: Vec<&str> = comparison.rows.iter().map(|row| row.id.as_str()).collect();
     assert_eq!(ids, ["decode/q4|kv:8/g32?", "load"]);
-    assert!(comparison.render(Format::Markdown).contains("`decode/q4\\|kv:8/g32?`"));
+    assert!(comparison.render(Format::Md).unwrap().contains("`decode/q4\\|kv:8/g32?`"));
 }
 
 #[test]
@@ -500,7 +504,7 @@ fn memory_records_round_trip_through_their_file() {
     let record = MemoryRecord {
         full_id: "decode/x".to_owned(),
         peak_memory_bytes: vec![1 << 30, (1 << 30) + 4096],
-        cache_bytes: 1 << 20,
+        kv_cache_bytes: 1 << 20,
         mlx_version: "0.32.2".to_owned(),
         backend: "cpu".to_owned(),
     };
@@ -551,7 +555,7 @@ fn a_real_criterion_tree_is_read_by_id() {
             let record = MemoryRecord {
                 full_id: id.to_owned(),
                 peak_memory_bytes: vec![peak; 10],
-                cache_bytes: 0,
+                kv_cache_bytes: 0,
                 mlx_version: "0.32.2".to_owned(),
                 backend: "cpu".to_owned(),
             };
@@ -588,9 +592,8 @@ fn a_real_criterion_tree_is_read_by_id() {
 
 #[test]
 fn format_names_on_the_command_line() {
-    use clap::ValueEnum;
-    for (name, format) in [("table", Format::Table), ("json", Format::Json), ("md", Format::Markdown), ("markdown", Format::Markdown)] {
-        assert_eq!(Format::from_str(name, false), Ok(format), "{name}");
+    for (name, format) in [("table", Format::Table), ("json", Format::Json), ("md", Format::Md), ("markdown", Format::Md)] {
+        assert_eq!(Format::from_name(name), Some(format), "{name}");
     }
-    assert_eq!(Format::default(), Format::Table);
+    assert_eq!(Format::from_name("xml"), None);
 }

@@ -70,21 +70,21 @@ fn macos_sysctl_and_ioreg_give_the_chip_its_cores_and_memory() {
 
 #[test]
 fn summary_lines() {
-    assert_eq!(m2_ultra().summary(), "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores");
+    assert_eq!(m2_ultra().summary(), "Apple M2 Ultra | 192.0 GiB | 24 CPU (16P+8E) | 76 GPU cores");
     let m1 = HardwareInfo::from_macos(&fixture("sysctl-m1.txt"), &fixture("ioreg-m1.txt"));
-    assert_eq!(m1.summary(), "Apple M1 | 16.0 GB | 8 CPU (4P+4E) | 8 GPU cores");
+    assert_eq!(m1.summary(), "Apple M1 | 16.0 GiB | 8 CPU (4P+4E) | 8 GPU cores");
     assert_eq!(
         linux(&fixture("nvidia-smi-h100.csv")).summary(),
-        "AMD EPYC | 23.5 GB | 2 CPU | NVIDIA H100 80GB HBM3 (79.6 GB, driver 580.159.04)"
+        "AMD EPYC | 23.5 GiB | 2 CPU | NVIDIA H100 80GB HBM3 (79.6 GiB, driver 580.159.04)"
     );
-    assert_eq!(linux("").summary(), "AMD EPYC | 23.5 GB | 2 CPU");
+    assert_eq!(linux("").summary(), "AMD EPYC | 23.5 GiB | 2 CPU");
     let eight_h200 = fixture("nvidia-smi-h200.csv").repeat(8);
     assert_eq!(
         linux(&eight_h200).summary(),
-        "AMD EPYC | 23.5 GB | 2 CPU | 8x NVIDIA H200 (140.4 GB, driver 580.159.04)"
+        "AMD EPYC | 23.5 GiB | 2 CPU | 8x NVIDIA H200 (140.4 GiB, driver 580.159.04)"
     );
     let hyperthreaded = HardwareInfo { cpu_cores: Some(16), cpu_threads: Some(32), ..linux("") };
-    assert_eq!(hyperthreaded.summary(), "AMD EPYC | 23.5 GB | 16 CPU (32 threads)");
+    assert_eq!(hyperthreaded.summary(), "AMD EPYC | 23.5 GiB | 16 CPU (32 threads)");
     assert_eq!(HardwareInfo::default().summary(), "unknown CPU | unknown memory | unknown cores");
 }
 
@@ -143,7 +143,7 @@ fn missing_or_garbled_inputs_leave_fields_unknown() {
     // Without a model, the GPU is named after the chip, and the summary names it once.
     let cores_only = "+-o AGXAcceleratorG13G\n    {\n      \"gpu-core-count\" = 8\n    }\n";
     let m1 = HardwareInfo::from_macos(&fixture("sysctl-m1.txt"), cores_only);
-    assert_eq!(m1.summary(), "Apple M1 | 16.0 GB | 8 CPU (4P+4E) | 8 GPU cores");
+    assert_eq!(m1.summary(), "Apple M1 | 16.0 GiB | 8 CPU (4P+4E) | 8 GPU cores");
 
     // A truncated vm_stat, or one without its page size, is no reading at all.
     let vm_stat = fixture("vm_stat-m2-ultra.txt");

@@ -3,9 +3,13 @@
 use std::time::Duration;
 
 use mlxbench::{
-    metrics::{bandwidth_utilisation, decode_bandwidth_gbps, MetricSummaries, Summary, TrialMemory, TrialMetrics, TrialTimings},
-    report::{csv_header, CsvRow, Format, JsonReport, ResultsFile, RunContext, RunRecord, Status},
-    sweep::{kv_label, parse_kv_bits, RunPoint, SweepSpec},
+    bench::{kv_label, Axes, RunContext, RunPoint, RunRecord, Status},
+    config::parse_bits_or_none,
+    measure::{
+        metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
+        MetricSummaries, Summary, TrialMemory, TrialMetrics, TrialTimings,
+    },
+    report::{csv_header, CsvRow, Format, JsonReport, Printable, ResultsFile},
 };
 
 fn ms(x: u64) -> Duration {
@@ -15,9 +19,9 @@ fn ms(x: u64) -> Duration {
 fn timings(batch: usize, prompt: usize, generated: usize, prefill_ms: u64, first_ms: u64, last_ms: u64) -> TrialTimings {
     TrialTimings {
         batch,
-        prompt_tokens: prompt,
-        prefill_tokens: prompt - 1,
-        generated_tokens: generated,
+        n_prompt: prompt,
+        n_prefill: prompt - 1,
+        n_generated: generated,
         prefill_done: ms(prefill_ms),
         first_token: ms(first_ms),
         last_token: ms(last_ms),
@@ -83,7 +87,7 @@ fn summaries_skip_undefined_samples() {
 
 #[test]
 fn byte_counts_read_in_decimal_units() {
-    use mlxbench::metrics::human_bytes;
+    use mlxbench::units::human_bytes;
     assert_eq!(human_bytes(1_139_000_000), "1.139 GB");
     assert_eq!(human_bytes(3_365_044), "3.4 MB");
     assert_eq!(human_bytes(81_920), "81.9 kB");
@@ -103,8 +107,8 @@ fn bandwidth_utilisation_is_bytes_per_second_over_peak() {
     assert!(bandwidth_utilisation(decode_bandwidth_gbps(4_000_000_000, 0, 100.0), 0.0).is_none());
 }
 
-fn spec() -> SweepSpec {
-    SweepSpec {
+fn spec() -> Axes {
+    Axes {
         models: vec!["a".into(), "b".into()],
         kv_bits: vec![None, Some(8), Some(4)],
         batch: vec![1],
@@ -143,9 +147,9 @@ fn sweep_drops_repeats_and_refuses_empty_lists() {
 
 #[test]
 fn kv_bits_values_parse_and_label() {
-    assert_eq!(parse_kv_bits("none"), Ok(None));
-    assert_eq!(parse_kv_bits(" 4"), Ok(Some(4)));
-    assert!(parse_kv_bits("four").is_err());
+    assert_eq!(parse_bits_or_none("none"), Ok(None));
+    assert_eq!(parse_bits_or_none(" 4"), Ok(Some(4)));
+    assert!(parse_bits_or_none("four").is_err());
     assert_eq!(kv_label(None), "kvnone");
     assert_eq!(kv_label(Some(8)), "kv8");
 }
@@ -195,7 +199,7 @@ fn csv_starts_with_mlxbench_columns() {
 #[test]
 fn csv_has_a_row_per_trial_and_parses_back() {
     let records = [record("m1", Status::Ok, 3), record("m2", Status::Failed, 0)];
-    let text = Format::Csv.printer().render(&records).unwrap();
+    let text = records.render(Format::Csv).unwrap();
     let rows: Vec<CsvRow> = csv::Reader::from_reader(text.as_bytes()).deserialize().collect::<Result<_, _>>().unwrap();
     assert_eq!(rows.len(), 4);
     assert_eq!(rows.iter().map(|r| r.run).collect::<Vec<_>>(), vec![1, 2, 3, 0]);
@@ -212,9 +216,9 @@ fn csv_has_a_row_per_trial_and_parses_back() {
 #[test]
 fn json_and_jsonl_parse_back_to_the_records() {
     let records = vec![record("m1", Status::Ok, 2), record("m2", Status::Unsupported, 0)];
-    let json: JsonReport = serde_json::from_str(&Format::Json.printer().render(&records).unwrap()).unwrap();
+    let json: JsonReport = serde_json::from_str(&records.render(Format::Json).unwrap()).unwrap();
     assert_eq!(json.records, records);
-    let lines = Format::Jsonl.printer().render(&records).unwrap();
+    let lines = records.render(Format::Jsonl).unwrap();
     let back: Vec<RunRecord> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(back, records);
     let value: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
@@ -225,7 +229,7 @@ fn json_and_jsonl_parse_back_to_the_records() {
 #[test]
 fn markdown_has_one_row_per_configuration_and_escapes_cells() {
     let ok = record("m1", Status::Ok, 3);
-    let text = Format::Md.printer().render(&[ok.clone(), record("m2", Status::Failed, 0)]).unwrap();
+    let text = [ok.clone(), record("m2", Status::Failed, 0)].render(Format::Md).unwrap();
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| m1 ") || l.starts_with("| m2 ")).collect();
     assert_eq!(rows.len(), 2);
     let prompt = ok.summary.as_ref().unwrap().prompt_tps.clone().unwrap();
@@ -258,6 +262,7 @@ fn appending_keeps_earlier_results() {
             Format::Json => assert_eq!(serde_json::from_str::<JsonReport>(&text).unwrap().records.len(), 2),
             Format::Jsonl => assert_eq!(text.lines().count(), 2),
             Format::Md => assert_eq!(text.lines().filter(|l| l.starts_with("| model")).count(), 2),
+            Format::Table => unreachable!("not a results file format"),
         }
     }
     // No temporary files are left beside the results.

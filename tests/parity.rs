@@ -119,7 +119,7 @@ fn cases(model: &Path) -> Vec<(String, Case)> {
 fn run_ours(case: &Case) -> Ours {
     let loaded = models::load(&case.model).unwrap();
     let options = GenerateOptions {
-        max_tokens: case.max_tokens,
+        n_generate: case.max_tokens,
         sampling: Sampling::Greedy,
         kv: KvCacheOptions {
             kv_bits: case.kv_bits,
@@ -220,7 +220,7 @@ fn batched_generation_matches_single_sequences() {
     let loaded = models::load(&dir).unwrap();
     let rows = vec![prompt(16, 7), prompt(16, 8)];
     let generate = |prompt: Tokens| {
-        let options = GenerateOptions { max_tokens: 12, ..GenerateOptions::default() };
+        let options = GenerateOptions { n_generate: 12, ..GenerateOptions::default() };
         let mut generation = Generation::new(loaded.model.as_ref(), &prompt, options).unwrap();
         let mut out = vec![Vec::new(); prompt.batch()];
         while let Some(step) = generation.next_token().unwrap() {

@@ -1,7 +1,7 @@
-//! Criterion glue shared by the `prefill`, `decode` and `ttft` bench targets: what to bench comes
-//! from `mlxbench::benchkit` (environment, `mlxbench.toml`), the timing from
-//! `mlxbench::measure::time_phase`; this file only hands them to Criterion and writes the
-//! peak-memory sidecars and page.
+//! Criterion glue shared by the `prefill`, `decode` and `ttft` bench targets: configuration
+//! (`mlxbench::bench::BenchConfig`) → the points of the phase → each model loaded once
+//! (`PreparedModel`) → `iter_custom` over `mlxbench::measure::time_phase`, with the peak-memory
+//! sidecars and page of `mlxbench::gate`.
 use std::{
     path::{Path, PathBuf},
     time::Duration,
@@ -9,42 +9,23 @@ use std::{
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use mlxbench::{
-    benchkit::{self, BenchConfig, Phase},
-    cache::KvCacheOptions,
-    compare::{self, MemoryRecord},
-    device::{self, DeviceKind},
-    generate::GenerateOptions,
-    hub,
-    measure::{phase_prompt_len, time_phase},
-    models,
-    prompt::{build_prompts, PromptKind},
-    synth::{self, Arch, SynthOptions},
-    tokenizer::Tokenizer,
+    bench::{
+        ids::{benchmark_id, function_id, phase_tokens},
+        BenchConfig, PreparedModel, Settings,
+    },
+    device,
+    gate::{self, CriterionArgs, MemoryRecord},
+    measure::{phase_prompt_len, time_phase, Phase},
 };
-
-/// Writes the default synthetic models for `device` once (under `target/mlxbench-synth/`) and
-/// returns their directories.
-fn synthetic_models(device: DeviceKind) -> Result<Vec<String>, String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let config = synth::preset_config("tiny", Some(Arch::Llama)).map_err(|e| e.to_string())?;
-    benchkit::default_synthetic(device)
-        .into_iter()
-        .map(|(name, bits, dtype)| {
-            let dir = target.join("mlxbench-synth").join(name);
-            if !dir.join("config.json").exists() {
-                let options = SynthOptions { bits, dtype, force: true, ..SynthOptions::default() };
-                synth::write_model(&config, &options, &dir).map_err(|e| format!("writing {}: {e}", dir.display()))?;
-            }
-            Ok(dir.to_string_lossy().into_owned())
-        })
-        .collect()
-}
 
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("error: {message}");
     std::process::exit(2);
+}
+
+/// The value, or the error with its causes on stderr and exit code 2.
+fn or_fail<T>(result: mlxbench::Result<T>) -> T {
+    result.unwrap_or_else(|e| fail(e.describe()))
 }
 
 /// Benches `phase` over the configured models × KV bits × lengths.
@@ -52,41 +33,33 @@ pub fn run(phase: Phase) {
     if cfg!(debug_assertions) {
         eprintln!("warning: benches built without optimizations; their timings are meaningless");
     }
-    let config = BenchConfig::load(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap_or_else(|e| fail(e));
-    let info = device::select(config.device.unwrap_or_else(device::default_kind)).unwrap_or_else(|e| fail(e));
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (filter, exact) = benchkit::criterion_filter(&args);
-    let models = if config.models.is_empty() { synthetic_models(info.device).unwrap_or_else(|e| fail(e)) } else { config.models.clone() };
+    let config = or_fail(BenchConfig::load(Path::new(env!("CARGO_MANIFEST_DIR"))));
+    let info = or_fail(device::select(config.device.unwrap_or_else(device::default_kind)));
+    let args = CriterionArgs::parse(std::env::args().skip(1));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let models = or_fail(config.models(info.device, &target));
     let mut criterion = Criterion::default().configure_from_args();
-    let criterion_dir = compare::criterion_output_dir();
+    let criterion_dir = gate::criterion_output_dir();
+    let settings = Settings::default();
 
-    let lengths: Vec<(usize, usize)> = config
-        .prompt_tokens
-        .iter()
-        .flat_map(|&p| config.gen_tokens.iter().map(move |&g| (p, g)))
-        .filter(|&(_, g)| phase == Phase::Decode || g == config.gen_tokens[0]) // g only names decode ids
-        .collect();
     for spec in &models {
-        let label = benchkit::model_label(spec);
-        let ids: Vec<_> = config
-            .kv_bits
-            .iter()
-            .flat_map(|&kv| lengths.iter().map(move |&(p, g)| (kv, p, g)))
-            .filter(|&(kv, p, g)| filter_selects(&filter, exact, &benchkit::benchmark_id(phase, &label, kv, p, g)))
+        let points: Vec<_> = or_fail(config.points(phase, std::slice::from_ref(spec)))
+            .into_iter()
+            .filter(|point| args.selects(&benchmark_id(phase, point)))
             .collect();
-        if ids.is_empty() {
+        if points.is_empty() {
             continue;
         }
-        if args.iter().any(|a| a == "--list") {
+        if args.list {
             // As Criterion lists, without loading (or downloading) the model.
-            for &(kv, p, g) in &ids {
-                println!("{}: benchmark", benchkit::benchmark_id(phase, &label, kv, p, g));
+            for point in &points {
+                println!("{}: benchmark", benchmark_id(phase, point));
             }
             continue;
         }
-        let dir = hub::resolve(spec).unwrap_or_else(|e| fail(e));
-        let loaded = models::load(&dir).unwrap_or_else(|e| fail(format!("loading {}: {e}", dir.display())));
-        let tokenizer = Tokenizer::from_dir(&dir).unwrap_or_else(|e| fail(e));
+        let model = or_fail(PreparedModel::load(spec));
 
         let mut group = criterion.benchmark_group(phase.name());
         group
@@ -94,39 +67,31 @@ pub fn run(phase: Phase) {
             .sample_size(config.sample_size)
             .measurement_time(Duration::from_secs_f64(config.measurement_time))
             .warm_up_time(Duration::from_secs_f64(config.warm_up_time));
-        for (kv_bits, prompt_tokens, gen_tokens) in ids {
-            let function_id = benchkit::function_id(phase, &label, kv_bits, prompt_tokens, gen_tokens);
-            let full_id = benchkit::benchmark_id(phase, &label, kv_bits, prompt_tokens, gen_tokens);
-            let prompt = build_prompts(&tokenizer, PromptKind::Text, phase_prompt_len(phase, prompt_tokens), 1, 0)
-                .unwrap_or_else(|e| fail(e));
-            let options = GenerateOptions {
-                kv: KvCacheOptions { kv_bits, ..KvCacheOptions::default() },
-                ..GenerateOptions::default()
-            };
-            let model = loaded.model.as_ref();
+        for point in &points {
+            let full_id = benchmark_id(phase, point);
+            let function_id = function_id(phase, point);
+            let prompt = or_fail(model.prompts(settings.prompt_kind, phase_prompt_len(phase, point.n_prompt), 1, settings.seed));
+            let options = settings.generate_options(point);
+            let lm = model.loaded.model.as_ref();
             // One untimed run first: it warms up, and a setting this MLX cannot run (e.g. KV
             // quantization on some CUDA shapes) is reported and skipped instead of aborting.
-            if let Err(e) = time_phase(model, &prompt, phase, gen_tokens, &options) {
-                eprintln!("skipping {full_id}: {}", mlxbench::error::describe([&e as &(dyn std::error::Error + 'static)]));
+            if let Err(e) = time_phase(lm, &prompt, phase, point.n_generate, &options) {
+                eprintln!("skipping {full_id}: {}", e.describe());
                 continue;
             }
-            let elements = match phase {
-                Phase::Prefill | Phase::Ttft => prompt_tokens,
-                Phase::Decode => gen_tokens,
-            };
-            group.throughput(Throughput::Elements(elements as u64));
+            group.throughput(Throughput::Elements(phase_tokens(phase, point) as u64));
             let mut peaks = Vec::new();
-            let mut cache_bytes = 0;
+            let mut kv_cache_bytes = 0;
             group.bench_function(&function_id, |b| {
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     let mut peak = 0;
                     for _ in 0..iters {
-                        let sample = time_phase(model, &prompt, phase, gen_tokens, &options)
-                            .unwrap_or_else(|e| fail(format!("{full_id}: {e}")));
+                        let sample = time_phase(lm, &prompt, phase, point.n_generate, &options)
+                            .unwrap_or_else(|e| fail(format!("{full_id}: {}", e.describe())));
                         total += sample.time;
                         peak = peak.max(sample.peak_memory_bytes);
-                        cache_bytes = sample.kv_cache_bytes;
+                        kv_cache_bytes = sample.kv_cache_bytes;
                     }
                     peaks.push(peak);
                     total
@@ -136,15 +101,15 @@ pub fn run(phase: Phase) {
                 let record = MemoryRecord {
                     full_id: full_id.clone(),
                     peak_memory_bytes: peaks[peaks.len() - config.sample_size..].to_vec(),
-                    cache_bytes,
+                    kv_cache_bytes,
                     mlx_version: info.mlx_version.clone(),
                     backend: info.backend.to_string(),
                 };
-                let bench_dir = compare::find_benchmark_dir(&criterion_dir, &full_id)
+                let bench_dir = gate::find_benchmark_dir(&criterion_dir, &full_id)
                     .ok()
                     .flatten()
-                    .unwrap_or_else(|| compare::criterion_dir_for(phase.name(), Some(&function_id), None));
-                if let Err(e) = record.write_for_run(&criterion_dir, &bench_dir, &args) {
+                    .unwrap_or_else(|| gate::criterion_dir_for(phase.name(), Some(&function_id), None));
+                if let Err(e) = record.write_for_run(&criterion_dir, &bench_dir, std::env::args().skip(1)) {
                     eprintln!("warning: peak memory of {full_id} not saved: {e}");
                 }
             }
@@ -153,12 +118,8 @@ pub fn run(phase: Phase) {
     }
     criterion.final_summary();
     if criterion_dir.join("report").is_dir() {
-        if let Err(e) = benchkit::write_memory_page(&criterion_dir) {
+        if let Err(e) = gate::write_memory_page(&criterion_dir) {
             eprintln!("warning: peak-memory page not written: {e}");
         }
     }
-}
-
-fn filter_selects(filter: &Option<String>, exact: bool, id: &str) -> bool {
-    benchkit::filter_selects(filter.as_deref(), exact, id)
 }

@@ -7,6 +7,7 @@ mod rotating;
 
 use mlx_rs::{
     ops::{
+        concatenate,
         indexing::{TryIndexMutOp, TryIndexOp},
         logical_and,
     },
@@ -18,7 +19,7 @@ pub use quantized::{QuantizedCache, QuantizedTensor};
 pub use rotating::RotatingCache;
 
 use crate::{
-    config::SUPPORTED_BITS,
+    config::QuantParams,
     error::{Error, Result},
 };
 
@@ -49,12 +50,9 @@ impl KvCacheOptions {
     /// Rejects combinations that cannot work rather than silently falling back.
     pub fn validate(&self, head_dim: usize) -> Result<()> {
         if let Some(bits) = self.kv_bits {
-            if !SUPPORTED_BITS.contains(&bits) {
-                return Err(Error::InvalidOption(format!("kv_bits {bits}: use one of {SUPPORTED_BITS:?} (4 or 8 are usual)")));
-            }
-            if ![32, 64, 128].contains(&self.kv_group_size) {
-                return Err(Error::InvalidOption(format!("kv_group_size {}: use 32, 64 or 128", self.kv_group_size)));
-            }
+            QuantParams { group_size: self.kv_group_size, bits }
+                .check()
+                .map_err(|detail| Error::InvalidOption(format!("KV cache: {detail}")))?;
             if head_dim as i32 % self.kv_group_size != 0 {
                 return Err(Error::InvalidOption(format!(
                     "kv_group_size {} does not divide the model's head_dim {head_dim}",
@@ -174,6 +172,24 @@ impl KvCache {
         }
         Ok(())
     }
+}
+
+/// Room for `needed` more tokens, in whole steps of [`STEP`] (mlx-lm's growth rule).
+pub(crate) fn room_for(needed: i32) -> i32 {
+    (STEP + needed - 1) / STEP * STEP
+}
+
+/// A cache buffer (`[B, H, L, D]`) grown by the empty `room`: the old buffer's first `used`
+/// tokens, then `room`. A partly used last step is dropped first, as mlx-lm does. The plain and
+/// quantized caches grow each of their arrays this way.
+pub(crate) fn grow(old: Option<&Array>, used: i32, room: Array) -> Result<Array> {
+    Ok(match old {
+        None => room,
+        Some(old) => {
+            let old = if used % STEP != 0 { seq_slice(old, 0, used)? } else { old.clone() };
+            concatenate(&[old, room], 2)?
+        }
+    })
 }
 
 /// `x[..., start:stop, :]` along the sequence axis of a `[B, H, L, D]` array.

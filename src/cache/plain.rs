@@ -1,10 +1,7 @@
-//! The plain KV cache: preallocated in steps of [`STEP`] tokens, written in place.
-use mlx_rs::{
-    ops::{concatenate, zeros_dtype},
-    Array,
-};
+//! The plain KV cache: preallocated in steps of [`super::STEP`] tokens, written in place.
+use mlx_rs::{ops::zeros_dtype, Array};
 
-use super::{seq_slice, seq_write, Fetched, STEP};
+use super::{grow, room_for, seq_slice, seq_write, Fetched};
 use crate::error::Result;
 
 #[derive(Default)]
@@ -12,21 +9,6 @@ pub struct PlainCache {
     pub(crate) keys: Option<Array>,
     pub(crate) values: Option<Array>,
     pub offset: i32,
-}
-
-/// Grows `buffer` (or creates it) so that `needed` more tokens fit after `used`.
-pub(crate) fn grow(buffer: Option<&Array>, like: &Array, used: i32, needed: i32) -> Result<Array> {
-    let shape = like.shape();
-    let steps = (STEP + needed - 1) / STEP;
-    let fresh = zeros_dtype(&[shape[0], shape[1], steps * STEP, shape[3]], like.dtype())?;
-    Ok(match buffer {
-        None => fresh,
-        Some(old) => {
-            // Drop the unused tail of a partly filled buffer before appending the new step.
-            let old = if used % STEP != 0 { seq_slice(old, 0, used)? } else { old.clone() };
-            concatenate(&[old, fresh], 2)?
-        }
-    })
 }
 
 impl PlainCache {
@@ -38,8 +20,12 @@ impl PlainCache {
         let prev = self.offset;
         let len = keys.dim(2);
         if self.keys.is_none() || prev + len > self.capacity() {
-            self.keys = Some(grow(self.keys.as_ref(), keys, prev, len)?);
-            self.values = Some(grow(self.values.as_ref(), values, prev, len)?);
+            let room = |like: &Array| -> Result<Array> {
+                let s = like.shape();
+                Ok(zeros_dtype(&[s[0], s[1], room_for(len), s[3]], like.dtype())?)
+            };
+            self.keys = Some(grow(self.keys.as_ref(), prev, room(keys)?)?);
+            self.values = Some(grow(self.values.as_ref(), prev, room(values)?)?);
         }
         self.offset += len;
         let (k, v) = (self.keys.as_mut().expect("allocated above"), self.values.as_mut().expect("allocated above"));

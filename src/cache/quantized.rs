@@ -1,11 +1,11 @@
 //! The quantized KV cache: keys and values stored MLX-quantized (`kv_bits`, `kv_group_size`),
 //! grown in steps like the plain cache; attention runs on the quantized tensors directly.
 use mlx_rs::{
-    ops::{concatenate, quantize, zeros_dtype},
+    ops::{quantize, zeros_dtype},
     Array, Dtype,
 };
 
-use super::{plain::PlainCache, seq_slice, seq_write, Fetched, STEP};
+use super::{grow, plain::PlainCache, room_for, seq_slice, seq_write, Fetched};
 use crate::error::Result;
 
 /// One quantized tensor: packed values with per-group scales and biases.
@@ -70,20 +70,13 @@ impl QuantizedCache {
     }
 
     fn grow(&self, old: Option<&QuantizedTensor>, like: &Array, len: i32) -> Result<QuantizedTensor> {
-        let tokens = (STEP + len - 1) / STEP * STEP;
-        let fresh = self.empty(like, tokens)?;
-        match old {
-            None => Ok(fresh),
-            Some(old) => {
-                let prev = self.offset;
-                let old = if prev % STEP != 0 { old.map(|a| seq_slice(a, 0, prev))? } else { old.clone() };
-                Ok(QuantizedTensor {
-                    data: concatenate(&[&old.data, &fresh.data], 2)?,
-                    scales: concatenate(&[&old.scales, &fresh.scales], 2)?,
-                    biases: concatenate(&[&old.biases, &fresh.biases], 2)?,
-                })
-            }
-        }
+        let fresh = self.empty(like, room_for(len))?;
+        let part = |old: Option<&Array>, fresh: Array| grow(old, self.offset, fresh);
+        Ok(QuantizedTensor {
+            data: part(old.map(|t| &t.data), fresh.data)?,
+            scales: part(old.map(|t| &t.scales), fresh.scales)?,
+            biases: part(old.map(|t| &t.biases), fresh.biases)?,
+        })
     }
 
     pub fn update_and_fetch(&mut self, keys: &Array, values: &Array) -> Result<Fetched> {

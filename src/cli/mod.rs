@@ -1,7 +1,15 @@
-//! Subcommands of the `mlxbench` binary that are more than a few lines.
-use clap::Args;
-use mlxbench::cache::KvCacheOptions;
+//! The subcommands of the `mlxbench` binary, one file each, and the clap pieces they share. clap
+//! types stay here: the library's enums list their names through [`Choice`], turned into clap's
+//! possible values by [`choice`].
+use clap::{
+    builder::{PossibleValue, PossibleValuesParser, TypedValueParser},
+    Args,
+};
+use mlxbench::{cache::KvCacheOptions, choice::Choice, config::parse_bits_or_none};
 
+pub mod compare;
+pub mod generate;
+pub mod info;
 pub mod run;
 pub mod synth;
 
@@ -13,6 +21,31 @@ pub fn warn_debug_build() {
              Build with --release."
         );
     }
+}
+
+/// A clap value parser for one of `values` of a library enum, listing each with its help.
+pub fn choice_of<T: Choice + Send + Sync>(values: &'static [T]) -> impl TypedValueParser<Value = T> {
+    let possible = values.iter().map(|v| {
+        let value = PossibleValue::new(v.name()).aliases(v.aliases().iter().copied());
+        match v.help() {
+            "" => value,
+            help => value.help(help),
+        }
+    });
+    PossibleValuesParser::new(possible).map(|name| T::from_name(&name).expect("clap accepts only listed names"))
+}
+
+/// A clap value parser for every value of a library enum.
+pub fn choice<T: Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
+    choice_of(T::ALL)
+}
+
+/// A number of bits or `none` (`--kv-bits`, `synth --bits`).
+#[derive(Debug, Clone, Copy)]
+pub struct BitsArg(pub Option<i32>);
+
+pub fn bits_arg(s: &str) -> Result<BitsArg, String> {
+    parse_bits_or_none(s).map(BitsArg)
 }
 
 /// The KV-cache settings `run` and `generate` share (`--kv-bits` differs: a list for `run`).

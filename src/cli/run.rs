@@ -1,34 +1,25 @@
 //! `mlxbench run`: a sweep of models × KV settings × batch × depth × prompt/generation lengths,
-//! with warmup, repeats and statistics, printed as a table and saved under `results/`.
-use std::{
-    panic::{catch_unwind, AssertUnwindSafe},
-    path::{Path, PathBuf},
-    time::Duration,
-};
+//! with warmup, repeats and statistics, printed as a table and saved under `results/`. The
+//! measuring is `mlxbench::bench`'s; this file turns flags into a plan and settings, draws the
+//! progress bar and writes the results file after every point.
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlxbench::{
-    device::{self, DeviceInfo, DeviceKind},
-    generate::{GenerateOptions, Sampling},
-    hub, hwinfo,
-    measure::run_trial,
-    metrics::{bandwidth_utilisation, decode_bandwidth_gbps, MetricSummaries, TrialMetrics},
-    models::{self, LoadedModel},
-    prompt::{build_prompts, PromptKind},
-    report::{Format, ResultsFile, RunContext, RunRecord, Status},
-    sweep::{parse_kv_bits, RunPoint, SweepSpec},
-    tokenizer::Tokenizer,
+    bench::{Axes, Observer, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind},
+    device::{self, DeviceKind},
+    hwinfo,
+    measure::TrialMetrics,
+    prompt::PromptKind,
+    report::{Format, Printable, ResultsFile},
 };
 
-/// One `--kv-bits` value (`none`, 4, 8).
-#[derive(Debug, Clone, Copy)]
-pub struct KvBitsArg(pub Option<i32>);
+use super::{bits_arg, choice, choice_of, BitsArg, KvCacheArgs};
 
-pub fn kv_bits_arg(s: &str) -> Result<KvBitsArg, String> {
-    parse_kv_bits(s).map(KvBitsArg)
-}
+/// The formats `run` prints and writes.
+const FORMATS: &[Format] = &[Format::Md, Format::Csv, Format::Json, Format::Jsonl];
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Lists (comma-separated) are accepted by --model, --n-prompt, --n-generate, --kv-bits, \
@@ -54,10 +45,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// KV cache: none (full precision) or bits to quantize it to, e.g. none,8,4 (comma list).
-    #[arg(long, value_delimiter = ',', default_value = "none", value_parser = kv_bits_arg)]
-    kv_bits: Vec<KvBitsArg>,
+    #[arg(long, value_delimiter = ',', default_value = "none", value_parser = bits_arg)]
+    kv_bits: Vec<BitsArg>,
     #[command(flatten)]
-    kv: super::KvCacheArgs,
+    kv: KvCacheArgs,
     /// Sequences run together (comma list); tokens/s is reported in total and per sequence.
     #[arg(long, short, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
     batch: Vec<u64>,
@@ -68,19 +59,19 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
     prefill_step_size: u64,
     /// Prompt content: repeated English text, or random token ids.
-    #[arg(long, value_enum, default_value_t = PromptKind::Text)]
+    #[arg(long, value_parser = choice::<PromptKind>(), default_value_t = PromptKind::Text)]
     prompt_kind: PromptKind,
     /// Seconds to wait before each trial after the first (lets a Mac cool down).
     #[arg(long, default_value_t = 0.0)]
     delay: f64,
     /// Device to run on (default: gpu when this MLX has one, else cpu).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<DeviceKind>())]
     device: Option<DeviceKind>,
     /// Seed of random prompts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Table format on stdout.
-    #[arg(long, short, value_enum, default_value_t = Format::Md)]
+    #[arg(long, short, value_parser = choice_of(FORMATS), default_value_t = Format::Md)]
     format: Format,
     /// File to add the results to (format from its extension: .csv .json .jsonl .md; default
     /// results/run-<UTC time>.csv). An existing file is appended to, never overwritten.
@@ -95,9 +86,9 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn spec(&self) -> SweepSpec {
+    fn axes(&self) -> Axes {
         let to_usize = |v: &[u64]| v.iter().map(|&x| x as usize).collect();
-        SweepSpec {
+        Axes {
             models: self.model.clone(),
             kv_bits: self.kv_bits.iter().map(|k| k.0).collect(),
             batch: to_usize(&self.batch),
@@ -107,93 +98,49 @@ impl RunArgs {
         }
     }
 
-    fn options(&self, point: &RunPoint) -> GenerateOptions {
-        GenerateOptions {
-            max_tokens: point.n_generate,
-            sampling: Sampling::Greedy,
-            kv: self.kv.options(point.kv_bits),
+    fn settings(&self) -> Result<Settings> {
+        Ok(Settings {
+            warmup: self.warmup as usize,
+            repeats: self.repeats as usize,
+            delay: Settings::delay_from_secs(self.delay)?,
+            prompt_kind: self.prompt_kind,
+            seed: self.seed,
             prefill_step_size: self.prefill_step_size as usize,
-            stop_tokens: Vec::new(),
-        }
+            kv: self.kv.options(None),
+        })
     }
 }
 
-/// Bytes of a model directory's safetensors files.
-fn weight_bytes(dir: &Path) -> Option<u64> {
-    let entries = std::fs::read_dir(dir).ok()?;
-    let total = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "safetensors"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum();
-    Some(total)
+/// The terminal side of a run: the progress bar, `--verbose` lines, and the results file
+/// rewritten after every point.
+struct Progress {
+    bar: ProgressBar,
+    trials_per_point: u64,
+    verbose: bool,
+    file: Option<ResultsFile>,
 }
 
-/// A model ready to run, or why it is not.
-struct Prepared {
-    loaded: LoadedModel,
-    tokenizer: Tokenizer,
-    weight_bytes: Option<u64>,
-}
-
-fn prepare_model(spec: &str) -> Result<Prepared> {
-    let dir = hub::resolve(spec)?;
-    let loaded = models::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let tokenizer = Tokenizer::from_dir(&dir)?;
-    Ok(Prepared { loaded, tokenizer, weight_bytes: weight_bytes(&dir) })
-}
-
-/// MLX's way of saying it has no kernel for a shape or type, as opposed to a failure.
-fn is_unsupported(message: &str) -> bool {
-    ["No implementation for", "not supported", "Not implemented", "not implemented"]
-        .iter()
-        .any(|m| message.contains(m))
-}
-
-/// Runs `f`, turning an error or a panic into a message.
-fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T, String> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(mlxbench::error::describe(e.chain())),
-        Err(panic) => Err(format!(
-            "panicked: {}",
-            panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
-        )),
+impl Progress {
+    /// A line on stderr that does not tear the progress bar.
+    fn say(&self, line: String) {
+        self.bar.suspend(|| eprintln!("{line}"));
     }
 }
 
-/// A line on stderr that does not tear the progress bar.
-fn say(progress: &ProgressBar, line: String) {
-    progress.suspend(|| eprintln!("{line}"));
-}
+impl Observer for Progress {
+    fn loading(&mut self, model: &str) {
+        self.bar.set_message(format!("loading {model}"));
+    }
 
-struct Runner<'a> {
-    args: &'a RunArgs,
-    context: RunContext,
-    peak_gbps: Option<f64>,
-    progress: ProgressBar,
-    trials_done: usize,
-}
+    fn measuring(&mut self, point: &RunPoint) {
+        self.bar.set_message(point.model.clone());
+    }
 
-impl Runner<'_> {
-    fn trial(
-        &mut self,
-        prepared: &Prepared,
-        point: &RunPoint,
-        prompt: &mlxbench::prompt::Tokens,
-        options: &GenerateOptions,
-        measured: bool,
-    ) -> Result<TrialMetrics> {
-        if self.trials_done > 0 && self.args.delay > 0.0 {
-            std::thread::sleep(Duration::from_secs_f64(self.args.delay));
-        }
-        self.trials_done += 1;
-        let metrics = run_trial(prepared.loaded.model.as_ref(), prompt, point.depth, options)?.metrics;
-        if self.args.verbose {
-            say(&self.progress, format!(
+    fn trial(&mut self, point: &RunPoint, kind: TrialKind, metrics: &TrialMetrics) {
+        if self.verbose {
+            self.say(format!(
                 "{} {} kv={} b={} d={} p={} g={}: ttft {:.2} ms, prompt {:.1} t/s, generation {:.1} t/s, peak {:.3} GB",
-                if measured { "trial " } else { "warmup" },
+                if kind == TrialKind::Measured { "trial " } else { "warmup" },
                 point.model,
                 point.kv_bits.map_or("none".into(), |b| b.to_string()),
                 point.batch,
@@ -206,47 +153,19 @@ impl Runner<'_> {
                 metrics.memory.peak_memory_bytes as f64 / 1e9
             ));
         }
-        self.progress.inc(1);
-        Ok(metrics)
+        self.bar.inc(1);
     }
 
-    fn measure(&mut self, prepared: &Prepared, point: &RunPoint) -> Result<Vec<TrialMetrics>> {
-        let prompt = build_prompts(
-            &prepared.tokenizer,
-            self.args.prompt_kind,
-            point.depth + point.n_prompt,
-            point.batch,
-            self.args.seed,
-        )?;
-        let options = self.args.options(point);
-        for _ in 0..self.args.warmup {
-            self.trial(prepared, point, &prompt, &options, false)?;
+    fn finished(&mut self, records: &[RunRecord]) -> mlxbench::Result<()> {
+        if let Some(record) = records.last() {
+            if let Some(e) = &record.error {
+                self.say(format!("{} ({}): {}", record.point.model, record.status.as_str(), e));
+            }
         }
-        (0..self.args.repeats).map(|_| self.trial(prepared, point, &prompt, &options, true)).collect()
-    }
-
-    fn record(&self, point: &RunPoint, weight_bytes: Option<u64>, outcome: Result<Vec<TrialMetrics>, String>) -> RunRecord {
-        let (status, error, trials) = match outcome {
-            Ok(trials) => (Status::Ok, None, trials),
-            Err(message) if is_unsupported(&message) => (Status::Unsupported, Some(message), Vec::new()),
-            Err(message) => (Status::Failed, Some(message), Vec::new()),
-        };
-        let summary = (!trials.is_empty()).then(|| MetricSummaries::of(&trials));
-        let decode_gbps = summary.as_ref().and_then(|s| {
-            let tps = s.generation_tps_per_sequence.as_ref()?.median;
-            let kv = s.kv_cache_bytes.as_ref()?.median as u64;
-            Some(decode_bandwidth_gbps(weight_bytes?, kv, tps))
-        });
-        RunRecord {
-            point: point.clone(),
-            context: self.context.clone(),
-            status,
-            error,
-            weight_bytes,
-            trials,
-            summary,
-            decode_gbps,
-            bandwidth_utilisation: decode_gbps.zip(self.peak_gbps).and_then(|(achieved, peak)| bandwidth_utilisation(achieved, peak)),
+        self.bar.set_position(records.len() as u64 * self.trials_per_point);
+        match &self.file {
+            Some(file) => file.save(records),
+            None => Ok(()),
         }
     }
 }
@@ -256,32 +175,11 @@ fn default_output() -> PathBuf {
     PathBuf::from("results").join(format!("run-{stamp}.csv"))
 }
 
-fn context(args: &RunArgs, info: &DeviceInfo, hardware: &hwinfo::HardwareInfo) -> RunContext {
-    RunContext {
-        device: info.device.to_string(),
-        backend: info.backend.to_string(),
-        mlx_version: info.mlx_version.clone(),
-        hardware: hardware.summary(),
-        git_commit: env!("MLXBENCH_GIT_COMMIT").into(),
-        mlxbench_version: env!("CARGO_PKG_VERSION").into(),
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        prompt_kind: format!("{:?}", args.prompt_kind).to_lowercase(),
-        prefill_step_size: args.prefill_step_size as usize,
-        kv_group_size: args.kv.kv_group_size,
-        max_kv_size: args.kv.max_kv_size,
-        warmup: args.warmup as usize,
-        repeats: args.repeats as usize,
-        seed: args.seed,
-    }
-}
-
 /// Runs the sweep; `Ok(false)` when some configuration failed or is unsupported.
 pub fn run(args: RunArgs) -> Result<bool> {
     super::warn_debug_build();
-    if !(args.delay >= 0.0 && args.delay.is_finite()) {
-        anyhow::bail!("--delay must be a number of seconds >= 0");
-    }
-    let points = args.spec().expand()?;
+    let settings = args.settings()?;
+    let points = args.axes().expand()?;
     let info = device::select(args.device.unwrap_or_else(device::default_kind))?;
     let hardware = hwinfo::detect();
     let file = match (&args.output, args.no_save) {
@@ -298,45 +196,19 @@ pub fn run(args: RunArgs) -> Result<bool> {
             );
         }
     }
-    let progress = ProgressBar::new((points.len() as u64) * (args.warmup + args.repeats));
-    progress.set_style(
+    let trials_per_point = settings.trials_per_point() as u64;
+    let bar = ProgressBar::new(points.len() as u64 * trials_per_point);
+    bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut runner = Runner {
-        args: &args,
-        context: context(&args, &info, &hardware),
-        peak_gbps: hardware.peak_bandwidth_gbps(info.device),
-        progress,
-        trials_done: 0,
-    };
-    let mut records: Vec<RunRecord> = Vec::new();
-    let mut current: Option<(String, Result<Prepared, String>)> = None;
-    for point in &points {
-        if current.as_ref().is_none_or(|(model, _)| model != &point.model) {
-            drop(current.take()); // free the previous model before loading the next
-            runner.progress.set_message(format!("loading {}", point.model));
-            current = Some((point.model.clone(), guarded(|| prepare_model(&point.model))));
-        }
-        let (_, prepared) = current.as_ref().expect("set above");
-        runner.progress.set_message(point.model.clone());
-        let (outcome, weight_bytes) = match prepared {
-            Ok(p) => (guarded(|| runner.measure(p, point)), p.weight_bytes),
-            Err(message) => (Err(message.clone()), None),
-        };
-        let record = runner.record(point, weight_bytes, outcome);
-        if let Some(e) = &record.error {
-            say(&runner.progress, format!("{} ({}): {}", point.model, record.status.as_str(), e));
-        }
-        records.push(record);
-        runner.progress.set_position(records.len() as u64 * (args.warmup + args.repeats));
-        if let Some(file) = &file {
-            file.save(&records)?;
-        }
-    }
-    runner.progress.finish_and_clear();
-    print!("{}", args.format.printer().render(&records)?);
-    if let Some(file) = &file {
+    let mut progress = Progress { bar, trials_per_point, verbose: args.verbose, file };
+    let context = RunContext::new(&settings, &info, &hardware);
+    let peak_gbps = hardware.peak_bandwidth_gbps(info.device);
+    let records = Session::new(settings, context, peak_gbps, &mut progress).run(&points)?;
+    progress.bar.finish_and_clear();
+    print!("{}", records.render(args.format)?);
+    if let Some(file) = &progress.file {
         eprintln!("results: {}", file.path().display());
     }
     let bad = records.iter().filter(|r| r.status != Status::Ok).count();

@@ -6,6 +6,8 @@ use clap::{builder::PossibleValuesParser, Args};
 use indicatif::{ProgressBar, ProgressStyle};
 use mlxbench::synth::{self, Arch, FloatDtype, SynthOptions, PRESETS};
 
+use super::{bits_arg, choice, BitsArg};
+
 #[derive(Debug, Args)]
 #[command(after_long_help = "Speed and memory depend on shapes, not on weight values: a synthetic model of a real \
 shape benchmarks like the real one without downloading it.\n\n\
@@ -19,16 +21,16 @@ pub struct SynthArgs {
     config: Option<PathBuf>,
     /// Architecture: for --preset tiny (default llama) or a config without model_type; a named
     /// preset implies its own, and a different one is an error.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = choice::<Arch>())]
     arch: Option<Arch>,
     /// Quantization bits of every linear layer and embedding (as mlx-lm's convert -q), or none.
-    #[arg(long, default_value = "4", value_parser = super::run::kv_bits_arg)]
-    bits: super::run::KvBitsArg,
+    #[arg(long, default_value = "4", value_parser = bits_arg)]
+    bits: BitsArg,
     /// Quantization group size.
     #[arg(long, default_value_t = 64)]
     group_size: i32,
     /// Float type of the weights (and of quantization scales and biases).
-    #[arg(long, value_enum, default_value_t = FloatDtype::Bfloat16)]
+    #[arg(long, value_parser = choice::<FloatDtype>(), default_value_t = FloatDtype::Bfloat16)]
     dtype: FloatDtype,
     /// Seed of the random weights (same seed, same bytes).
     #[arg(long, default_value_t = 0)]

@@ -17,7 +17,7 @@ pub use parse::{
     CpuInfo,
 };
 
-use crate::device::DeviceKind;
+use crate::{device::DeviceKind, units::gibibytes};
 
 /// What [`detect`] found; every field a source could not tell is `None` (or empty).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -117,12 +117,12 @@ impl HardwareInfo {
         }
     }
 
-    /// One line: `Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores`. Sizes are in
-    /// units of 2^30 bytes, labelled GB as Apple and NVIDIA label them.
+    /// One line: `Apple M2 Ultra | 192.0 GiB | 24 CPU (16P+8E) | 76 GPU cores`. Sizes are in
+    /// GiB (2^30 bytes): the number Apple and NVIDIA sell the memory by.
     pub fn summary(&self) -> String {
         let mut parts = vec![
             self.cpu_model.clone().unwrap_or_else(|| "unknown CPU".into()),
-            self.memory_bytes.map_or_else(|| "unknown memory".into(), gigabytes),
+            self.memory_bytes.map_or_else(|| "unknown memory".into(), gibibytes),
             self.cpu_summary(),
         ];
         let mut gpus = self.gpus.iter().peekable();
@@ -164,12 +164,12 @@ impl HardwareInfo {
     }
 
     /// `76 GPU cores` for the GPU of an Apple chip (named like the chip), else
-    /// `8x NVIDIA H200 (140.4 GB, driver 580.159.04)`.
+    /// `8x NVIDIA H200 (140.4 GiB, driver 580.159.04)`.
     fn gpu_summary(&self, gpu: &GpuInfo, count: usize) -> String {
         let prefix = if count > 1 { format!("{count}x ") } else { String::new() };
         let details: Vec<String> = [
             gpu.cores.map(|c| format!("{c} GPU cores")),
-            gpu.memory_bytes.map(gigabytes),
+            gpu.memory_bytes.map(gibibytes),
             gpu.driver.as_ref().map(|d| format!("driver {d}")),
         ]
         .into_iter()
@@ -202,10 +202,6 @@ impl HardwareInfo {
             vm_stats: self.vm_stats.or(fallback.vm_stats),
         }
     }
-}
-
-fn gigabytes(bytes: u64) -> String {
-    format!("{:.1} GB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// What `sysinfo` knows on any platform: the fallback for each field the probes leave unknown.

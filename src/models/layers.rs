@@ -28,12 +28,13 @@ pub enum Weight {
 }
 
 impl Weight {
-    /// Loads `<path>.weight` of logical shape `[out, in]`, quantized when `<path>.scales` exists.
+    /// Loads `<path>.weight` of logical shape `[out_dim, in_dim]`, quantized when `<path>.scales`
+    /// exists.
     pub fn load(
         store: &mut WeightStore,
         path: &str,
-        out_dim: usize,
         in_dim: usize,
+        out_dim: usize,
         quantization: Option<&QuantizationConfig>,
     ) -> Result<Self> {
         let (out_dim, in_dim) = (out_dim as i32, in_dim as i32);
@@ -112,7 +113,7 @@ impl Linear {
         bias: bool,
         quantization: Option<&QuantizationConfig>,
     ) -> Result<Self> {
-        let weight = Weight::load(store, path, out_dim, in_dim, quantization)?;
+        let weight = Weight::load(store, path, in_dim, out_dim, quantization)?;
         let bias = if bias { Some(store.take_shaped(&format!("{path}.bias"), &[out_dim as i32])?) } else { None };
         Ok(Self { weight, bias })
     }

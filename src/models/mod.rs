@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     weights::WeightStore,
 };
-pub use transformer::{Decoder, DecoderSpec};
+pub use transformer::{Decoder, DecoderSpec, Module, ModuleKind};
 
 /// The `model_type`s we can run (aliases included).
 pub const SUPPORTED_MODEL_TYPES: [&str; 4] = ["llama", "mistral", "qwen2", "qwen3"];

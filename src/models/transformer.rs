@@ -11,7 +11,7 @@ use mlx_rs::{
 use super::layers::{Linear, RmsNorm, Rope, Weight};
 use crate::{
     cache::{Fetched, KvCache, Mask, QuantizedTensor},
-    config::{ModelConfig, RopeScaling},
+    config::{ModelConfig, QuantizationConfig, RopeScaling},
     error::{Error, Result},
     weights::WeightStore,
 };
@@ -64,6 +64,43 @@ impl DecoderSpec {
         }
     }
 
+    /// Every module of the decoder with its path (mlx-lm's names) and logical shape, in mlx-lm's
+    /// module order. The loader takes each module's shape from here and synthetic models write
+    /// exactly these, so an architecture's tensors are described once.
+    pub fn modules(&self) -> Vec<Module> {
+        let (d, hd, ff) = (self.hidden_size, self.head_dim, self.intermediate_size);
+        let linear = |path: &String, in_dim, out_dim, bias| Module {
+            path: path.clone(),
+            kind: ModuleKind::Linear { in_dim, out_dim, bias },
+        };
+        let norm = |path: &String, dim| Module { path: path.clone(), kind: ModuleKind::Norm { dim } };
+        let mut list = vec![Module {
+            path: EMBED_TOKENS.into(),
+            kind: ModuleKind::Embedding { vocab: self.vocab_size, dim: d },
+        }];
+        for i in 0..self.layers {
+            let p = LayerPaths::of(i);
+            list.push(norm(&p.input_layernorm, d));
+            list.push(linear(&p.q_proj, d, self.heads * hd, self.qkv_bias));
+            list.push(linear(&p.k_proj, d, self.kv_heads * hd, self.qkv_bias));
+            list.push(linear(&p.v_proj, d, self.kv_heads * hd, self.qkv_bias));
+            list.push(linear(&p.o_proj, self.heads * hd, d, self.o_bias));
+            if self.qk_norm {
+                list.push(norm(&p.q_norm, hd));
+                list.push(norm(&p.k_norm, hd));
+            }
+            list.push(linear(&p.gate_proj, d, ff, self.mlp_bias));
+            list.push(linear(&p.up_proj, d, ff, self.mlp_bias));
+            list.push(linear(&p.down_proj, ff, d, self.mlp_bias));
+            list.push(norm(&p.post_attention_layernorm, d));
+        }
+        list.push(norm(&NORM.into(), d));
+        if !self.tie_word_embeddings {
+            list.push(linear(&LM_HEAD.into(), d, self.vocab_size, false));
+        }
+        list
+    }
+
     /// mlx-lm's `initialize_rope`, for the scaling kinds our architectures use.
     fn rope(&self) -> Result<Rope> {
         let dims = self.head_dim as i32;
@@ -84,6 +121,108 @@ impl DecoderSpec {
             }
         }
         Ok(rope)
+    }
+}
+
+/// What a module of the decoder is, with its logical (unquantized) shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    /// `y = x·Wᵀ (+ b)` with `W: [out_dim, in_dim]`; the untied LM head is one too.
+    Linear { in_dim: usize, out_dim: usize, bias: bool },
+    /// The token embedding `[vocab, dim]` (also the LM head when tied).
+    Embedding { vocab: usize, dim: usize },
+    /// An RMS norm's scale `[dim]`.
+    Norm { dim: usize },
+}
+
+/// One module: its path (tensors are `<path>.weight`, `.bias`, `.scales`, `.biases`) and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    pub path: String,
+    pub kind: ModuleKind,
+}
+
+const EMBED_TOKENS: &str = "model.embed_tokens";
+const NORM: &str = "model.norm";
+const LM_HEAD: &str = "lm_head";
+
+/// mlx-lm's paths of the modules of decoder layer `i`: the one place they are spelled.
+struct LayerPaths {
+    input_layernorm: String,
+    q_proj: String,
+    k_proj: String,
+    v_proj: String,
+    o_proj: String,
+    q_norm: String,
+    k_norm: String,
+    gate_proj: String,
+    up_proj: String,
+    down_proj: String,
+    post_attention_layernorm: String,
+    /// A tensor some checkpoints carry and nothing uses.
+    rotary_inv_freq: String,
+}
+
+impl LayerPaths {
+    fn of(i: usize) -> Self {
+        let p = format!("model.layers.{i}");
+        let attn = |name: &str| format!("{p}.self_attn.{name}");
+        let mlp = |name: &str| format!("{p}.mlp.{name}");
+        Self {
+            input_layernorm: format!("{p}.input_layernorm"),
+            q_proj: attn("q_proj"),
+            k_proj: attn("k_proj"),
+            v_proj: attn("v_proj"),
+            o_proj: attn("o_proj"),
+            q_norm: attn("q_norm"),
+            k_norm: attn("k_norm"),
+            gate_proj: mlp("gate_proj"),
+            up_proj: mlp("up_proj"),
+            down_proj: mlp("down_proj"),
+            post_attention_layernorm: format!("{p}.post_attention_layernorm"),
+            rotary_inv_freq: attn("rotary_emb.inv_freq"),
+        }
+    }
+}
+
+/// Loads modules by path, with the shapes [`DecoderSpec::modules`] gives them.
+struct ModuleLoader<'a> {
+    store: WeightStore,
+    kinds: std::collections::HashMap<String, ModuleKind>,
+    quantization: Option<&'a QuantizationConfig>,
+}
+
+impl ModuleLoader<'_> {
+    fn kind(&self, path: &str) -> ModuleKind {
+        *self.kinds.get(path).unwrap_or_else(|| panic!("{path} is not a module of DecoderSpec::modules"))
+    }
+
+    fn linear(&mut self, path: &str) -> Result<Linear> {
+        match self.kind(path) {
+            ModuleKind::Linear { in_dim, out_dim, bias } => {
+                Linear::load(&mut self.store, path, in_dim, out_dim, bias, self.quantization)
+            }
+            other => unreachable!("{path} is {other:?}, not a linear layer"),
+        }
+    }
+
+    fn embedding(&mut self, path: &str) -> Result<Weight> {
+        match self.kind(path) {
+            ModuleKind::Embedding { vocab, dim } => Weight::load(&mut self.store, path, dim, vocab, self.quantization),
+            other => unreachable!("{path} is {other:?}, not an embedding"),
+        }
+    }
+
+    fn norm(&mut self, path: &str, eps: f32) -> Result<RmsNorm> {
+        match self.kind(path) {
+            ModuleKind::Norm { dim } => RmsNorm::load(&mut self.store, path, dim, eps),
+            other => unreachable!("{path} is {other:?}, not a norm"),
+        }
+    }
+
+    /// Norms that exist only when `present`.
+    fn optional_norm(&mut self, present: bool, path: &str, eps: f32) -> Result<Option<RmsNorm>> {
+        present.then(|| self.norm(path, eps)).transpose()
     }
 }
 
@@ -176,21 +315,18 @@ fn quantized_attention(
 }
 
 impl Attention {
-    fn load(store: &mut WeightStore, p: &str, spec: &DecoderSpec, q: Option<&crate::config::QuantizationConfig>) -> Result<Self> {
-        let (d, hd) = (spec.hidden_size, spec.head_dim);
-        let norm = |store: &mut WeightStore, name: &str| -> Result<Option<RmsNorm>> {
-            spec.qk_norm.then(|| RmsNorm::load(store, &format!("{p}.{name}"), hd, spec.rms_norm_eps)).transpose()
-        };
+    fn load(loader: &mut ModuleLoader, p: &LayerPaths, spec: &DecoderSpec) -> Result<Self> {
+        let eps = spec.rms_norm_eps;
         Ok(Self {
-            q_proj: Linear::load(store, &format!("{p}.q_proj"), d, spec.heads * hd, spec.qkv_bias, q)?,
-            k_proj: Linear::load(store, &format!("{p}.k_proj"), d, spec.kv_heads * hd, spec.qkv_bias, q)?,
-            v_proj: Linear::load(store, &format!("{p}.v_proj"), d, spec.kv_heads * hd, spec.qkv_bias, q)?,
-            o_proj: Linear::load(store, &format!("{p}.o_proj"), spec.heads * hd, d, spec.o_bias, q)?,
-            q_norm: norm(store, "q_norm")?,
-            k_norm: norm(store, "k_norm")?,
+            q_proj: loader.linear(&p.q_proj)?,
+            k_proj: loader.linear(&p.k_proj)?,
+            v_proj: loader.linear(&p.v_proj)?,
+            o_proj: loader.linear(&p.o_proj)?,
+            q_norm: loader.optional_norm(spec.qk_norm, &p.q_norm, eps)?,
+            k_norm: loader.optional_norm(spec.qk_norm, &p.k_norm, eps)?,
             heads: spec.heads as i32,
             kv_heads: spec.kv_heads as i32,
-            scale: (hd as f32).powf(-0.5),
+            scale: (spec.head_dim as f32).powf(-0.5),
         })
     }
 
@@ -267,34 +403,35 @@ pub struct Decoder {
 
 impl Decoder {
     /// Loads every tensor the spec calls for from `store` (which must then be empty).
-    pub fn load(spec: DecoderSpec, config: &ModelConfig, mut store: WeightStore) -> Result<Self> {
-        let q = config.quantization.as_ref();
-        let (d, ff, eps) = (spec.hidden_size, spec.intermediate_size, spec.rms_norm_eps);
-        let embed_tokens = Weight::load(&mut store, "model.embed_tokens", spec.vocab_size, d, q)?;
+    pub fn load(spec: DecoderSpec, config: &ModelConfig, store: WeightStore) -> Result<Self> {
+        let eps = spec.rms_norm_eps;
+        let kinds = spec.modules().into_iter().map(|m| (m.path, m.kind)).collect();
+        let mut loader = ModuleLoader { store, kinds, quantization: config.quantization.as_ref() };
+        let embed_tokens = loader.embedding(EMBED_TOKENS)?;
         let mut blocks = Vec::with_capacity(spec.layers);
         for i in 0..spec.layers {
-            let p = format!("model.layers.{i}");
-            store.discard(&format!("{p}.self_attn.rotary_emb.inv_freq"));
+            let p = LayerPaths::of(i);
+            loader.store.discard(&p.rotary_inv_freq);
             blocks.push(Block {
-                attention: Attention::load(&mut store, &format!("{p}.self_attn"), &spec, q)?,
+                attention: Attention::load(&mut loader, &p, &spec)?,
                 mlp: Mlp {
-                    gate_proj: Linear::load(&mut store, &format!("{p}.mlp.gate_proj"), d, ff, spec.mlp_bias, q)?,
-                    up_proj: Linear::load(&mut store, &format!("{p}.mlp.up_proj"), d, ff, spec.mlp_bias, q)?,
-                    down_proj: Linear::load(&mut store, &format!("{p}.mlp.down_proj"), ff, d, spec.mlp_bias, q)?,
+                    gate_proj: loader.linear(&p.gate_proj)?,
+                    up_proj: loader.linear(&p.up_proj)?,
+                    down_proj: loader.linear(&p.down_proj)?,
                 },
-                input_layernorm: RmsNorm::load(&mut store, &format!("{p}.input_layernorm"), d, eps)?,
-                post_attention_layernorm: RmsNorm::load(&mut store, &format!("{p}.post_attention_layernorm"), d, eps)?,
+                input_layernorm: loader.norm(&p.input_layernorm, eps)?,
+                post_attention_layernorm: loader.norm(&p.post_attention_layernorm, eps)?,
             });
         }
-        let norm = RmsNorm::load(&mut store, "model.norm", d, eps)?;
+        let norm = loader.norm(NORM, eps)?;
         let lm_head = if spec.tie_word_embeddings {
             // Tied checkpoints sometimes still carry a copy; mlx-lm drops it too.
-            store.discard("lm_head.weight");
+            loader.store.discard(&format!("{LM_HEAD}.weight"));
             None
         } else {
-            Some(Weight::load(&mut store, "lm_head", spec.vocab_size, d, q)?)
+            Some(loader.linear(LM_HEAD)?.weight)
         };
-        store.finish()?;
+        loader.store.finish()?;
         let rope = spec.rope()?;
         Ok(Self { spec, embed_tokens, blocks, norm, lm_head, rope })
     }

@@ -160,33 +160,114 @@ fn cargo_metadata_target_dir() -> Option<PathBuf> {
     Some(metadata.target_directory)
 }
 
-/// The baseline folders a Criterion 0.5 bench binary run with these arguments (without the
-/// program name) writes, following Criterion's own parsing:
-///
-/// - `cargo bench` (arguments contain `--bench`): `new` and `base`;
-/// - `--save-baseline NAME` (`-s NAME`): `new` and `NAME`;
-/// - `--baseline NAME` or `--baseline-lenient NAME`: only `new` (NAME is read, not written);
-/// - `--discard-baseline`, `--load-baseline`, `--list`, `--test`, `--profile-time`, or no
-///   `--bench` (as under `cargo test --benches`): nothing.
-///
-/// Under cargo-criterion (`$CARGO_CRITERION_PORT` set) Criterion writes nothing either; the
-/// caller checks that, this function only reads arguments.
+/// Criterion 0.5's options that take a value (so the value is not taken for the filter).
+const TAKES_VALUE: &[&str] = &[
+    "--save-baseline",
+    "-s",
+    "--baseline",
+    "-b",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--sample-size",
+    "--warm-up-time",
+    "--measurement-time",
+    "--nresamples",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--profile-time",
+    "--output-format",
+    "--color",
+    "-c",
+    "--format",
+    "--plotting-backend",
+    "--logfile",
+];
+
+/// A Criterion 0.5 bench binary's command line (without the program name), read with
+/// Criterion's own rules: which benchmarks it selects and which baseline folders it writes. The
+/// one reader of those arguments for the bench targets and the gate.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CriterionArgs {
+    args: Vec<String>,
+    /// The benchmark filter (the first free argument), a regular expression.
+    pub filter: Option<String>,
+    /// `--exact`: the filter must equal the whole id.
+    pub exact: bool,
+    /// `--list`: print the ids instead of running them.
+    pub list: bool,
+}
+
+impl CriterionArgs {
+    pub fn parse<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let mut filter = None;
+        let (mut exact, mut list) = (false, false);
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            if arg == "--exact" {
+                exact = true;
+            } else if arg == "--list" {
+                list = true;
+            } else if TAKES_VALUE.contains(&arg.as_str()) {
+                iter.next();
+            } else if !arg.starts_with('-') && filter.is_none() {
+                filter = Some(arg.clone());
+            }
+        }
+        Self { args, filter, exact, list }
+    }
+
+    /// Whether Criterion will run `id` (the filter as a regex, else as text; `--exact`: the
+    /// whole id).
+    pub fn selects(&self, id: &str) -> bool {
+        match self.filter.as_deref() {
+            None => true,
+            Some(f) if self.exact => f == id,
+            Some(f) => match regex::Regex::new(f) {
+                Ok(re) => re.is_match(id),
+                Err(_) => id.contains(f),
+            },
+        }
+    }
+
+    /// The baseline folders this run writes:
+    ///
+    /// - `cargo bench` (arguments contain `--bench`): `new` and `base`;
+    /// - `--save-baseline NAME` (`-s NAME`): `new` and `NAME`;
+    /// - `--baseline NAME` or `--baseline-lenient NAME`: only `new` (NAME is read, not written);
+    /// - `--discard-baseline`, `--load-baseline`, `--list`, `--test`, `--profile-time`, or no
+    ///   `--bench` (as under `cargo test --benches`): nothing.
+    ///
+    /// Under cargo-criterion (`$CARGO_CRITERION_PORT` set) Criterion writes nothing either; the
+    /// caller checks that, this only reads arguments.
+    pub fn saved_baselines(&self) -> Vec<String> {
+        let args = &self.args;
+        let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        let measures = has("--bench") && !["--test", "--list", "--profile-time", "--load-baseline"].iter().any(|f| has(f));
+        if !measures || has("--discard-baseline") {
+            return Vec::new();
+        }
+        if has("--baseline") || has("--baseline-lenient") || option_value(args, "--baseline", 'b').is_some() {
+            return vec![NEW_BASELINE.to_owned()];
+        }
+        let saved = option_value(args, "--save-baseline", 's').unwrap_or_else(|| DEFAULT_SAVED_BASELINE.to_owned());
+        vec![NEW_BASELINE.to_owned(), saved]
+    }
+}
+
+/// The baseline folders a Criterion 0.5 bench binary run with `args` writes (see
+/// [`CriterionArgs::saved_baselines`]).
 pub fn saved_baselines<I, S>(args: I) -> Vec<String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    let measures = has("--bench") && !["--test", "--list", "--profile-time", "--load-baseline"].iter().any(|f| has(f));
-    if !measures || has("--discard-baseline") {
-        return Vec::new();
-    }
-    if has("--baseline") || has("--baseline-lenient") || option_value(&args, "--baseline", 'b').is_some() {
-        return vec![NEW_BASELINE.to_owned()];
-    }
-    let saved = option_value(&args, "--save-baseline", 's').unwrap_or_else(|| DEFAULT_SAVED_BASELINE.to_owned());
-    vec![NEW_BASELINE.to_owned(), saved]
+    CriterionArgs::parse(args).saved_baselines()
 }
 
 /// The value of `--long VALUE`, `--long=VALUE`, `-s VALUE`, `-s=VALUE` or `-sVALUE` (clap's forms).

@@ -1,95 +1,44 @@
-//! What a run produces (plain serde data: the configuration, the context it ran in, every trial's
-//! metrics and their statistics) and the printers that turn it into Markdown, CSV, JSON or JSON
-//! lines. Printers never measure; files are written whole to a temporary file and renamed, so a
-//! crash or Ctrl-C leaves either the old file or the new one.
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+//! Reports: the output formats of every command, one [`Printer`] interface for every document
+//! (run records here, the gate's comparison in `gate`), and the results files of `mlxbench run`
+//! ([`file`]). Printers never measure.
+pub mod file;
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use file::{write_atomically, ResultsFile};
+
 use crate::{
+    bench::record::RunRecord,
+    choice::choice,
     error::{Error, Result},
-    metrics::{gigabytes, MetricSummaries, Summary, TrialMetrics},
-    sweep::RunPoint,
+    measure::{Summary, TrialMetrics},
+    units::gigabytes,
 };
 
-/// Where and with what a run was made; the same for every record of one invocation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunContext {
-    pub device: String,
-    pub backend: String,
-    pub mlx_version: String,
-    /// One-line hardware summary.
-    pub hardware: String,
-    /// The mlxbench commit the binary was built from (`-dirty` with local changes).
-    pub git_commit: String,
-    pub mlxbench_version: String,
-    /// UTC, RFC 3339, when the invocation started.
-    pub timestamp: String,
-    pub prompt_kind: String,
-    pub prefill_step_size: usize,
-    pub kv_group_size: i32,
-    pub max_kv_size: Option<i32>,
-    pub warmup: usize,
-    pub repeats: usize,
-    pub seed: u64,
-}
-
-/// How a configuration ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    /// The model did not load or a trial failed (out of memory, a bad file...).
-    Failed,
-    /// This MLX build has no kernel for the setting (e.g. KV quantization on some CUDA shapes).
-    Unsupported,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::Failed => "failed",
-            Status::Unsupported => "unsupported",
-        }
-    }
-}
-
-/// One configuration of a sweep and what was measured for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    #[serde(flatten)]
-    pub point: RunPoint,
-    #[serde(flatten)]
-    pub context: RunContext,
-    pub status: Status,
-    pub error: Option<String>,
-    /// Bytes of the model's weight files (what a decode step reads, KV cache aside).
-    pub weight_bytes: Option<u64>,
-    /// Measured trials (warmup excluded), in order.
-    pub trials: Vec<TrialMetrics>,
-    pub summary: Option<MetricSummaries>,
-    /// Mean decode memory traffic: (weights + KV cache) × per-sequence tokens/s, GB/s.
-    pub decode_gbps: Option<f64>,
-    /// `decode_gbps` over the device's known peak bandwidth.
-    pub bandwidth_utilisation: Option<f64>,
-}
-
-/// Output formats of `mlxbench run`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// The output formats (each command offers those that suit its document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// A Markdown table, one row per configuration (mean ± sample stddev).
+    /// Aligned columns for a terminal.
+    Table,
+    /// A Markdown table.
     Md,
-    /// One row per measured trial, MLXBench's columns first.
+    /// Comma-separated values, one row per measured trial.
     Csv,
-    /// One JSON document with every record, raw samples and statistics.
+    /// One JSON document.
     Json,
     /// One JSON record per line.
     Jsonl,
 }
+
+choice!(Format {
+    Table => ("table", "Aligned columns for a terminal"),
+    Md => ("md", "A Markdown table (mlxbench run: one row per configuration, mean ± sample stddev)", ["markdown"]),
+    Csv => ("csv", "One row per measured trial, MLXBench's columns first"),
+    Json => ("json", "One JSON document with every record, raw samples and statistics"),
+    Jsonl => ("jsonl", "One JSON record per line"),
+});
 
 impl Format {
     /// The format a file name asks for, by extension.
@@ -102,24 +51,54 @@ impl Format {
             _ => None,
         }
     }
+}
 
-    pub fn printer(self) -> Box<dyn Printer> {
-        match self {
+/// Turns a document (`[RunRecord]`, a gate comparison) into text in one format.
+pub trait Printer<D: ?Sized> {
+    fn render(&self, doc: &D) -> Result<String>;
+}
+
+/// A document with a printer per format it can be printed in.
+pub trait Printable {
+    /// The printer for `format`, or `None` when this document has none.
+    fn printer(format: Format) -> Option<Box<dyn Printer<Self>>>;
+
+    /// The document in `format`; an error names a format it cannot be printed in.
+    fn render(&self, format: Format) -> Result<String> {
+        Self::printer(format)
+            .ok_or_else(|| Error::InvalidOption(format!("this output cannot be printed as {format}")))?
+            .render(self)
+    }
+}
+
+/// A results file format that records can be added to.
+pub trait Append: Printer<[RunRecord]> {
+    /// `existing` followed by `records`, or `None` when `existing` is not a file of this format
+    /// that records can be added to (the caller then writes a new file).
+    fn append(&self, existing: &str, records: &[RunRecord]) -> Result<Option<String>>;
+}
+
+impl Printable for [RunRecord] {
+    fn printer(format: Format) -> Option<Box<dyn Printer<Self>>> {
+        Some(match format {
             Format::Md => Box::new(Markdown),
             Format::Csv => Box::new(Csv),
             Format::Json => Box::new(Json),
             Format::Jsonl => Box::new(JsonLines),
-        }
+            Format::Table => return None,
+        })
     }
 }
 
-/// Turns records into text, alone or after an existing file's content.
-pub trait Printer {
-    fn render(&self, records: &[RunRecord]) -> Result<String>;
-
-    /// `existing` followed by `records`, or `None` when `existing` is not a file of this format
-    /// that records can be added to (the caller then writes a new file).
-    fn append(&self, existing: &str, records: &[RunRecord]) -> Result<Option<String>>;
+/// The appender of a results file in `format` (Markdown, CSV, JSON or JSON lines).
+pub fn appender(format: Format) -> Result<Box<dyn Append>> {
+    Ok(match format {
+        Format::Md => Box::new(Markdown),
+        Format::Csv => Box::new(Csv),
+        Format::Json => Box::new(Json),
+        Format::Jsonl => Box::new(JsonLines),
+        Format::Table => return Err(Error::InvalidOption("a results file cannot be an aligned table".into())),
+    })
 }
 
 fn invalid(detail: impl std::fmt::Display) -> Error {
@@ -230,11 +209,13 @@ impl Csv {
     }
 }
 
-impl Printer for Csv {
+impl Printer<[RunRecord]> for Csv {
     fn render(&self, records: &[RunRecord]) -> Result<String> {
         Csv::rows(records, true)
     }
+}
 
+impl Append for Csv {
     fn append(&self, existing: &str, records: &[RunRecord]) -> Result<Option<String>> {
         if existing.trim().is_empty() {
             return self.render(records).map(Some);
@@ -263,12 +244,14 @@ const JSON_FORMAT: &str = "mlxbench-run-v1";
 
 struct Json;
 
-impl Printer for Json {
+impl Printer<[RunRecord]> for Json {
     fn render(&self, records: &[RunRecord]) -> Result<String> {
         let report = JsonReport { format: JSON_FORMAT.into(), records: records.to_vec() };
         Ok(serde_json::to_string_pretty(&report).map_err(invalid)? + "\n")
     }
+}
 
+impl Append for Json {
     fn append(&self, existing: &str, records: &[RunRecord]) -> Result<Option<String>> {
         if existing.trim().is_empty() {
             return self.render(records).map(Some);
@@ -285,7 +268,7 @@ impl Printer for Json {
 
 struct JsonLines;
 
-impl Printer for JsonLines {
+impl Printer<[RunRecord]> for JsonLines {
     fn render(&self, records: &[RunRecord]) -> Result<String> {
         let mut text = String::new();
         for record in records {
@@ -294,7 +277,9 @@ impl Printer for JsonLines {
         }
         Ok(text)
     }
+}
 
+impl Append for JsonLines {
     fn append(&self, existing: &str, records: &[RunRecord]) -> Result<Option<String>> {
         if existing.lines().any(|line| serde_json::from_str::<RunRecord>(line).is_err()) {
             return Ok(None);
@@ -326,7 +311,7 @@ fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
-impl Printer for Markdown {
+impl Printer<[RunRecord]> for Markdown {
     fn render(&self, records: &[RunRecord]) -> Result<String> {
         let mut text = String::new();
         if let Some(first) = records.first() {
@@ -371,6 +356,9 @@ impl Printer for Markdown {
         Ok(text)
     }
 
+}
+
+impl Append for Markdown {
     fn append(&self, existing: &str, records: &[RunRecord]) -> Result<Option<String>> {
         let mut text = existing.to_string();
         if !text.is_empty() {
@@ -378,63 +366,5 @@ impl Printer for Markdown {
         }
         text.push_str(&self.render(records)?);
         Ok(Some(text))
-    }
-}
-
-/// Writes `contents` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, contents: &str) -> Result<()> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&tmp, contents).map_err(|source| Error::Io { path: tmp.clone(), source })?;
-    fs::rename(&tmp, path).map_err(io)
-}
-
-/// A results file that a run adds its records to as they come, without ever losing what the
-/// file held before.
-pub struct ResultsFile {
-    path: PathBuf,
-    format: Format,
-    existing: String,
-    /// Set when `path` held something records cannot be added to; we write a new file instead.
-    pub redirected_from: Option<PathBuf>,
-}
-
-impl ResultsFile {
-    /// Opens `path` for appending in `format`. An existing file that is not of that format (a
-    /// different CSV header, not our JSON) is left alone and a free name beside it is used.
-    pub fn open(path: &Path, format: Format) -> Result<Self> {
-        let read = |p: &Path| match fs::read_to_string(p) {
-            Ok(text) => Ok(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-            Err(source) => Err(Error::Io { path: p.to_path_buf(), source }),
-        };
-        let existing = read(path)?;
-        if format.printer().append(&existing, &[])?.is_some() {
-            return Ok(Self { path: path.to_path_buf(), format, existing, redirected_from: None });
-        }
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
-        let free = (2..)
-            .map(|i| path.with_file_name(format!("{stem}-{i}{ext}")))
-            .find(|p| !p.exists())
-            .expect("an unbounded range has a free name");
-        Ok(Self { path: free, format, existing: String::new(), redirected_from: Some(path.to_path_buf()) })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Rewrites the file as what it held before plus `records`.
-    pub fn save(&self, records: &[RunRecord]) -> Result<()> {
-        let text = self
-            .format
-            .printer()
-            .append(&self.existing, records)?
-            .ok_or_else(|| invalid(format!("{} changed while mlxbench was writing it", self.path.display())))?;
-        write_atomically(&self.path, &text)
     }
 }

@@ -38,7 +38,6 @@
 mod criterion;
 mod memory;
 mod print;
-mod stats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -48,11 +47,13 @@ use thiserror::Error;
 
 pub use criterion::{
     baseline_dir, criterion_dir_for, criterion_output_dir, find_benchmark_dir, make_filename_safe, saved_baselines,
-    BenchmarkRecord, SavedSample, Throughput, BENCHMARK_FILE, DEFAULT_SAVED_BASELINE, NEW_BASELINE, SAMPLE_FILE,
+    BenchmarkRecord, CriterionArgs, SavedSample, Throughput, BENCHMARK_FILE, DEFAULT_SAVED_BASELINE, NEW_BASELINE,
+    SAMPLE_FILE,
 };
-pub use memory::{memory_records, MemoryRecord, MEMORY_FILE};
-pub use print::{Format, JsonPrinter, MarkdownPrinter, Printer, TablePrinter};
-pub use stats::{BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL};
+pub use memory::{memory_page, memory_records, write_memory_page, MemoryRecord, MEMORY_FILE, MEMORY_PAGE};
+pub use print::{JsonPrinter, MarkdownPrinter, TablePrinter};
+
+use crate::measure::stats;
 
 use criterion::{baseline_counts, baseline_folders, load_json, load_sample, BaselineFolder};
 
@@ -99,6 +100,10 @@ pub enum CompareError {
 
     #[error("nothing to compare: the baseline and the compared run are both {0:?}")]
     SameBaseline(String),
+
+    /// Writing a file (the memory sidecar or page) failed.
+    #[error(transparent)]
+    Write(#[from] crate::Error),
 }
 
 /// What a row measures.
@@ -208,13 +213,6 @@ impl Comparison {
         self.rows.iter().filter(|row| row.verdict == verdict).count()
     }
 
-    /// The comparison printed in `format`.
-    pub fn render(&self, format: Format) -> String {
-        let mut out = Vec::new();
-        // Writing into a Vec cannot fail, and every printer writes UTF-8.
-        let _ = format.printer().print(self, &mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    }
 }
 
 /// Compares baseline `baseline` with baseline `against` (usually `new`) of every benchmark under
@@ -336,7 +334,6 @@ impl Side<'_> {
         let base_ns = load_sample(&base.folder)?.per_iteration_ns();
         let now_ns = load_sample(&now.folder)?.per_iteration_ns();
         let (base_mean, now_mean) = (stats::mean(&base_ns), stats::mean(&now_ns));
-        let change = now_mean / base_mean - 1.0;
         let interval = stats::relative_change_interval(&base_ns, &now_ns, stats::seed_for(id));
         if base.record.throughput != now.record.throughput {
             notes.push(format!(
@@ -357,19 +354,9 @@ impl Side<'_> {
                 ci_high_pct: mirror(interval.0),
             }
         });
-        Ok(Row {
-            id: id.to_owned(),
-            metric: Metric::Time,
-            baseline: base_mean,
-            now: now_mean,
-            change_pct: 100.0 * change,
-            ci_low_pct: 100.0 * interval.0,
-            ci_high_pct: 100.0 * interval.1,
-            verdict: Verdict::of(change, interval, self.threshold),
-            baseline_samples: base_ns.len(),
-            now_samples: now_ns.len(),
-            tokens_per_s,
-        })
+        let mut row = self.row(id, Metric::Time, (&base_ns, &now_ns), (base_mean, now_mean), interval);
+        row.tokens_per_s = tokens_per_s;
+        Ok(row)
     }
 
     fn memory_row(
@@ -419,20 +406,26 @@ impl Side<'_> {
         let min = |xs: &[f64]| xs.iter().copied().fold(f64::INFINITY, f64::min);
         let max = |xs: &[f64]| xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let (base_median, now_median) = (stats::median(&base_bytes), stats::median(&now_bytes));
-        let change = now_median / base_median - 1.0;
         let range = (min(&now_bytes) / max(&base_bytes) - 1.0, max(&now_bytes) / min(&base_bytes) - 1.0);
-        Some(Row {
+        Some(self.row(id, Metric::PeakMemory, (&base_bytes, &now_bytes), (base_median, now_median), range))
+    }
+
+    /// A row whose value went from `values.0` to `values.1` over these samples, with `interval`
+    /// (fractions) around the change, judged against the threshold.
+    fn row(&self, id: &str, metric: Metric, samples: (&[f64], &[f64]), values: (f64, f64), interval: (f64, f64)) -> Row {
+        let change = values.1 / values.0 - 1.0;
+        Row {
             id: id.to_owned(),
-            metric: Metric::PeakMemory,
-            baseline: base_median,
-            now: now_median,
+            metric,
+            baseline: values.0,
+            now: values.1,
             change_pct: 100.0 * change,
-            ci_low_pct: 100.0 * range.0,
-            ci_high_pct: 100.0 * range.1,
-            verdict: Verdict::of(change, range, self.threshold),
-            baseline_samples: base_bytes.len(),
-            now_samples: now_bytes.len(),
+            ci_low_pct: 100.0 * interval.0,
+            ci_high_pct: 100.0 * interval.1,
+            verdict: Verdict::of(change, interval, self.threshold),
+            baseline_samples: samples.0.len(),
+            now_samples: samples.1.len(),
             tokens_per_s: None,
-        })
+        }
     }
 }

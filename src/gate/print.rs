@@ -1,35 +1,25 @@
 //! Printers of a [`Comparison`]: an aligned table for terminals, Markdown for CI summaries and
-//! pull requests, JSON for machines. Table and Markdown share one list of cells.
-use std::io::{self, Write};
+//! pull requests (GitHub-flavoured, for `$GITHUB_STEP_SUMMARY` or a PR comment), JSON for machines
+//! (the comparison plus `failed` and the verdict counts). Table and Markdown share one list of
+//! cells.
+use std::fmt::Write;
 
 use super::{Comparison, Metric, Row, Verdict};
+use crate::{
+    error::Result,
+    report::{Format, Printable, Printer},
+    units::{significant, significant_bytes, significant_time},
+};
 
-/// `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
-    /// Aligned columns for a terminal.
-    #[default]
-    Table,
-    /// The [`Comparison`] as JSON, plus `failed` and the verdict counts.
-    Json,
-    /// A GitHub-flavoured Markdown table (for `$GITHUB_STEP_SUMMARY` or a PR comment).
-    #[value(name = "md", alias = "markdown")]
-    Markdown,
-}
-
-impl Format {
-    pub fn printer(self) -> Box<dyn Printer> {
-        match self {
+impl Printable for Comparison {
+    fn printer(format: Format) -> Option<Box<dyn Printer<Self>>> {
+        Some(match format {
             Format::Table => Box::new(TablePrinter),
+            Format::Md => Box::new(MarkdownPrinter),
             Format::Json => Box::new(JsonPrinter),
-            Format::Markdown => Box::new(MarkdownPrinter),
-        }
+            Format::Csv | Format::Jsonl => return None,
+        })
     }
-}
-
-/// Writes a comparison in one format.
-pub trait Printer {
-    fn print(&self, comparison: &Comparison, out: &mut dyn Write) -> io::Result<()>;
 }
 
 pub struct TablePrinter;
@@ -54,11 +44,11 @@ fn header(comparison: &Comparison) -> [String; COLUMNS] {
 fn lines(row: &Row) -> Vec<[String; COLUMNS]> {
     let verdict = verdict_label(row.verdict);
     let (metric, baseline, now, interval) = match row.metric {
-        Metric::Time => ("time", time(row.baseline), time(row.now), interval(row.ci_low_pct, row.ci_high_pct)),
+        Metric::Time => ("time", significant_time(row.baseline), significant_time(row.now), interval(row.ci_low_pct, row.ci_high_pct)),
         Metric::PeakMemory => (
             "peak memory",
-            bytes(row.baseline),
-            bytes(row.now),
+            significant_bytes(row.baseline),
+            significant_bytes(row.now),
             format!("range {}", interval(row.ci_low_pct, row.ci_high_pct)),
         ),
     };
@@ -116,8 +106,9 @@ fn summary(comparison: &Comparison) -> String {
     summary
 }
 
-impl Printer for TablePrinter {
-    fn print(&self, comparison: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+impl Printer<Comparison> for TablePrinter {
+    fn render(&self, comparison: &Comparison) -> Result<String> {
+        let mut out = String::new();
         let mut table = vec![header(comparison)];
         table.extend(comparison.rows.iter().flat_map(lines));
         let mut widths = [0; COLUMNS];
@@ -146,7 +137,8 @@ impl Printer for TablePrinter {
                 }
             }
         }
-        writeln!(out, "\n{}", summary(comparison))
+        writeln!(out, "\n{}", summary(comparison))?;
+        Ok(out)
     }
 }
 
@@ -161,8 +153,9 @@ fn markdown_cell(text: &str, code: bool) -> String {
     }
 }
 
-impl Printer for MarkdownPrinter {
-    fn print(&self, comparison: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+impl Printer<Comparison> for MarkdownPrinter {
+    fn render(&self, comparison: &Comparison) -> Result<String> {
+        let mut out = String::new();
         writeln!(out, "**Regression gate {}**\n", summary(comparison))?;
         let row = |cells: &[String; COLUMNS], code_first: bool| {
             let cells: Vec<String> =
@@ -182,12 +175,12 @@ impl Printer for MarkdownPrinter {
                 }
             }
         }
-        Ok(())
+        Ok(out)
     }
 }
 
-impl Printer for JsonPrinter {
-    fn print(&self, comparison: &Comparison, out: &mut dyn Write) -> io::Result<()> {
+impl Printer<Comparison> for JsonPrinter {
+    fn render(&self, comparison: &Comparison) -> Result<String> {
         #[derive(serde::Serialize)]
         struct Report<'a> {
             failed: bool,
@@ -204,8 +197,8 @@ impl Printer for JsonPrinter {
             unchanged: comparison.count(Verdict::Unchanged),
             comparison,
         };
-        serde_json::to_writer_pretty(&mut *out, &report)?;
-        writeln!(out)
+        let json = serde_json::to_string_pretty(&report).map_err(|e| crate::Error::InvalidOption(e.to_string()))?;
+        Ok(json + "\n")
     }
 }
 
@@ -217,35 +210,3 @@ fn interval(low_pct: f64, high_pct: f64) -> String {
     format!("[{}, {}]", percent(low_pct), percent(high_pct))
 }
 
-/// Four significant digits, as Criterion prints.
-fn significant(x: f64) -> String {
-    let digits = match x.abs() {
-        a if a < 10.0 => 3,
-        a if a < 100.0 => 2,
-        a if a < 1000.0 => 1,
-        _ => 0,
-    };
-    format!("{x:.digits$}")
-}
-
-fn time(ns: f64) -> String {
-    let (value, unit) = match ns {
-        ns if ns < 1e3 => (ns, "ns"),
-        ns if ns < 1e6 => (ns / 1e3, "µs"),
-        ns if ns < 1e9 => (ns / 1e6, "ms"),
-        ns => (ns / 1e9, "s"),
-    };
-    format!("{} {unit}", significant(value))
-}
-
-/// Decimal units, as every other memory number mlxbench prints.
-fn bytes(bytes: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{} {}", significant(value), UNITS[unit])
-}

@@ -21,9 +21,10 @@ pub use presets::{preset_config, PRESETS};
 pub use tokenizer::EOS_TOKEN;
 
 use crate::{
-    config::{ModelConfig, QuantParams, SUPPORTED_BITS},
+    choice::{choice, Choice},
+    config::{ModelConfig, QuantParams},
     error::{Error, Result},
-    models::{self, DecoderSpec},
+    models::{self, DecoderSpec, Module, ModuleKind},
     rng,
 };
 use safetensors::{Entry, Writer};
@@ -43,7 +44,7 @@ const CHUNK_ELEMENTS: usize = 1 << 22;
 const MAX_STREAMS: usize = 4;
 
 /// The architectures a synthetic model can have (`model_type` in config.json).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     Llama,
@@ -52,19 +53,21 @@ pub enum Arch {
     Qwen3,
 }
 
+choice!(Arch {
+    Llama => ("llama", "Llama 1-3.x"),
+    Mistral => ("mistral", "Mistral (the Llama architecture)"),
+    Qwen2 => ("qwen2", "Qwen2 and Qwen2.5 (q/k/v biases)"),
+    Qwen3 => ("qwen3", "Qwen3 (q/k norms)"),
+});
+
 impl Arch {
     pub fn model_type(self) -> &'static str {
-        match self {
-            Arch::Llama => "llama",
-            Arch::Mistral => "mistral",
-            Arch::Qwen2 => "qwen2",
-            Arch::Qwen3 => "qwen3",
-        }
+        self.name()
     }
 }
 
 /// The floating-point type of the weights (and of quantization scales and biases).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FloatDtype {
     Bfloat16,
@@ -72,21 +75,19 @@ pub enum FloatDtype {
     Float32,
 }
 
+// The names are config.json's `torch_dtype` values.
+choice!(FloatDtype {
+    Bfloat16 => ("bfloat16", "bfloat16 (what mlx-community models use)"),
+    Float16 => ("float16", "float16"),
+    Float32 => ("float32", "float32 (use this on a CPU: MLX's CPU kernels are slow in 16 bits)"),
+});
+
 impl FloatDtype {
     pub fn dtype(self) -> Dtype {
         match self {
             FloatDtype::Bfloat16 => Dtype::Bfloat16,
             FloatDtype::Float16 => Dtype::Float16,
             FloatDtype::Float32 => Dtype::Float32,
-        }
-    }
-
-    /// The name config.json's `torch_dtype` uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            FloatDtype::Bfloat16 => "bfloat16",
-            FloatDtype::Float16 => "float16",
-            FloatDtype::Float32 => "float32",
         }
     }
 }
@@ -123,13 +124,9 @@ impl SynthOptions {
     /// The quantization to apply, validated.
     fn quantization(&self) -> Result<Option<QuantParams>> {
         let Some(bits) = self.bits else { return Ok(None) };
-        if !SUPPORTED_BITS.contains(&bits) {
-            return Err(Error::InvalidOption(format!("bits {bits} (supported: {SUPPORTED_BITS:?} or none)")));
-        }
-        if ![32, 64, 128].contains(&self.group_size) {
-            return Err(Error::InvalidOption(format!("group size {} (supported: 32, 64, 128)", self.group_size)));
-        }
-        Ok(Some(QuantParams { group_size: self.group_size, bits }))
+        let params = QuantParams { group_size: self.group_size, bits };
+        params.check().map_err(Error::InvalidOption)?;
+        Ok(Some(params))
     }
 }
 
@@ -418,41 +415,28 @@ impl Parameter {
     }
 }
 
-/// Every parameter of the decoder `spec` describes, in mlx-lm's module order. Matrices are
-/// quantized where mlx-lm's `quantize_model` would: when their input size is a multiple of the
-/// group size.
+/// Every parameter of the decoder `spec` describes, in mlx-lm's module order (a Linear's bias
+/// before its weight). Matrices are quantized where mlx-lm's `quantize_model` would: when their
+/// input size is a multiple of the group size.
 fn parameters(spec: &DecoderSpec, quantization: Option<QuantParams>) -> Vec<Parameter> {
-    let (d, hd, ff) = (spec.hidden_size, spec.head_dim, spec.intermediate_size);
     let mut list = Vec::new();
-    let matrix = |list: &mut Vec<Parameter>, path: String, rows: usize, cols: usize, bias: bool| {
-        let quantization = quantization.filter(|q| cols % q.group_size as usize == 0);
-        if bias {
-            list.push(Parameter { path: path.clone(), kind: Kind::Bias { dim: rows } });
-        }
-        list.push(Parameter { path, kind: Kind::Matrix { rows, cols, quantization } });
-    };
-    let norm = |path: String, dim: usize| Parameter { path, kind: Kind::Norm { dim } };
-    matrix(&mut list, "model.embed_tokens".into(), spec.vocab_size, d, false);
-    for i in 0..spec.layers {
-        let p = format!("model.layers.{i}");
-        list.push(norm(format!("{p}.input_layernorm"), d));
-        let a = format!("{p}.self_attn");
-        matrix(&mut list, format!("{a}.q_proj"), spec.heads * hd, d, spec.qkv_bias);
-        matrix(&mut list, format!("{a}.k_proj"), spec.kv_heads * hd, d, spec.qkv_bias);
-        matrix(&mut list, format!("{a}.v_proj"), spec.kv_heads * hd, d, spec.qkv_bias);
-        matrix(&mut list, format!("{a}.o_proj"), d, spec.heads * hd, spec.o_bias);
-        if spec.qk_norm {
-            list.push(norm(format!("{a}.q_norm"), hd));
-            list.push(norm(format!("{a}.k_norm"), hd));
-        }
-        matrix(&mut list, format!("{p}.mlp.gate_proj"), ff, d, spec.mlp_bias);
-        matrix(&mut list, format!("{p}.mlp.up_proj"), ff, d, spec.mlp_bias);
-        matrix(&mut list, format!("{p}.mlp.down_proj"), d, ff, spec.mlp_bias);
-        list.push(norm(format!("{p}.post_attention_layernorm"), d));
-    }
-    list.push(norm("model.norm".into(), d));
-    if !spec.tie_word_embeddings {
-        matrix(&mut list, "lm_head".into(), spec.vocab_size, d, false);
+    for Module { path, kind } in spec.modules() {
+        let matrix = |rows: usize, cols: usize| Kind::Matrix {
+            rows,
+            cols,
+            quantization: quantization.filter(|q| cols % q.group_size as usize == 0),
+        };
+        let kind = match kind {
+            ModuleKind::Linear { in_dim, out_dim, bias } => {
+                if bias {
+                    list.push(Parameter { path: path.clone(), kind: Kind::Bias { dim: out_dim } });
+                }
+                matrix(out_dim, in_dim)
+            }
+            ModuleKind::Embedding { vocab, dim } => matrix(vocab, dim),
+            ModuleKind::Norm { dim } => Kind::Norm { dim },
+        };
+        list.push(Parameter { path, kind });
     }
     list
 }

@@ -1,14 +1,16 @@
-//! The measuring layer: runs a generation and observes it from outside, taking the host clock at
-//! the boundaries where [`Generation`] has evaluated its work (prompt on the device, prefill
-//! done, each token on the host). Shared by `mlxbench run` and the Criterion bench targets.
+//! Trials: a generation observed from outside, the host clock taken at the boundaries where
+//! [`Generation`] has evaluated its work (prompt on the device, prefill done, each token on the
+//! host). Shared by `mlxbench run` (whole trials) and the Criterion benches (one phase).
 use std::time::Instant;
 
+use super::{
+    metrics::{TrialMemory, TrialMetrics, TrialTimings},
+    Phase,
+};
 use crate::{
-    benchkit::Phase,
     device,
     error::Result,
     generate::{GenerateOptions, Generation},
-    metrics::{TrialMemory, TrialMetrics, TrialTimings},
     models::LanguageModel,
     prompt::Tokens,
 };
@@ -52,18 +54,18 @@ pub struct Trial {
     pub generated: Vec<Vec<u32>>,
 }
 
-/// One trial: `prompt` (`depth` context tokens, then the measured prompt) and `options.max_tokens`
+/// One trial: `prompt` (`depth` context tokens, then the measured prompt) and `options.n_generate`
 /// generated tokens, with the timestamps and memory counters that define its metrics.
 pub fn run_trial(model: &dyn LanguageModel, prompt: &Tokens, depth: usize, options: &GenerateOptions) -> Result<Trial> {
     let mut generation = prepare(model, prompt, depth, options)?;
-    let prompt_tokens = generation.pending_tokens();
+    let n_prompt = generation.pending_tokens();
     let start = Instant::now();
     generation.prefill()?;
     let prefill_done = start.elapsed();
-    let prefill_tokens = prompt_tokens - generation.pending_tokens();
+    let n_prefill = n_prompt - generation.pending_tokens();
     let mut first_token = None;
     let mut last_token = prefill_done;
-    let mut generated = Vec::with_capacity(options.max_tokens);
+    let mut generated = Vec::with_capacity(options.n_generate);
     while let Some(step) = generation.next_token()? {
         last_token = start.elapsed();
         first_token.get_or_insert(last_token);
@@ -71,9 +73,9 @@ pub fn run_trial(model: &dyn LanguageModel, prompt: &Tokens, depth: usize, optio
     }
     let timings = TrialTimings {
         batch: prompt.batch(),
-        prompt_tokens,
-        prefill_tokens,
-        generated_tokens: generated.len(),
+        n_prompt,
+        n_prefill,
+        n_generated: generated.len(),
         prefill_done,
         first_token: first_token.unwrap_or(last_token),
         last_token,
@@ -91,32 +93,32 @@ pub struct PhaseSample {
     pub kv_cache_bytes: u64,
 }
 
-/// The prompt length a phase needs for `prompt_tokens` (`p<N>` / `d<N>` in its id): prefill runs
-/// all prompt tokens but the last, so it gets one more to prefill exactly `prompt_tokens`.
-pub fn phase_prompt_len(phase: Phase, prompt_tokens: usize) -> usize {
+/// The prompt length a phase needs for `n_prompt` (`p<N>` / `d<N>` in its id): prefill runs
+/// all prompt tokens but the last, so it gets one more to prefill exactly `n_prompt`.
+pub fn phase_prompt_len(phase: Phase, n_prompt: usize) -> usize {
     match phase {
-        Phase::Prefill => prompt_tokens + 1,
-        Phase::Decode | Phase::Ttft => prompt_tokens,
+        Phase::Prefill => n_prompt + 1,
+        Phase::Decode | Phase::Ttft => n_prompt,
     }
 }
 
 /// Runs a fresh trial and times only `phase` of it:
 /// - prefill: the prompt (built with [`phase_prompt_len`]) into the empty cache, cache evaluated;
 /// - ttft: prompt on the device -> first token on the host;
-/// - decode: `gen_tokens` tokens after the first, the prompt already in the cache (the peak-memory
+/// - decode: `n_generate` tokens after the first, the prompt already in the cache (the peak-memory
 ///   window starts with the timed part).
 pub fn time_phase(
     model: &dyn LanguageModel,
     prompt: &Tokens,
     phase: Phase,
-    gen_tokens: usize,
+    n_generate: usize,
     options: &GenerateOptions,
 ) -> Result<PhaseSample> {
-    let max_tokens = match phase {
+    let n_generate = match phase {
         Phase::Prefill | Phase::Ttft => 1,
-        Phase::Decode => gen_tokens + 1,
+        Phase::Decode => n_generate + 1,
     };
-    let options = GenerateOptions { max_tokens, ..options.clone() };
+    let options = GenerateOptions { n_generate, ..options.clone() };
     let mut generation = prepare(model, prompt, 0, &options)?;
     let time = match phase {
         Phase::Prefill => {

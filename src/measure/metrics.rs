@@ -1,9 +1,11 @@
 //! The benchmark's numbers, each defined once: what a trial's timestamps and memory counters turn
-//! into (TTFT, prompt tokens/s, generation tokens/s, peak memory) and the statistics over trials.
-//! Pure arithmetic on plain data, so it is tested without a clock.
+//! into (TTFT, prompt tokens/s, generation tokens/s, peak memory, decode bandwidth) and their
+//! summaries over trials. Pure arithmetic on plain data, so it is tested without a clock.
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use super::stats::Summary;
 
 /// Host-side timestamps of one trial, each measured from the moment the prompt's tokens are on
 /// the device (`t = 0`), and the shape of what was run.
@@ -12,12 +14,12 @@ pub struct TrialTimings {
     /// Sequences run together.
     pub batch: usize,
     /// Prompt tokens per sequence (not counting context already in the cache).
-    pub prompt_tokens: usize,
+    pub n_prompt: usize,
     /// Prompt tokens per sequence run by the prefill phase: all but the last one, which the first
     /// decode step runs (as in mlx-lm).
-    pub prefill_tokens: usize,
+    pub n_prefill: usize,
     /// Tokens generated per sequence.
-    pub generated_tokens: usize,
+    pub n_generated: usize,
     /// When the prefill's last chunk was evaluated (cache filled).
     pub prefill_done: Duration,
     /// When the first generated token was on the host.
@@ -63,48 +65,15 @@ impl TrialMetrics {
     /// throughput (no), TTFT (yes) and generation throughput (no).
     pub fn from_timings(t: &TrialTimings, memory: TrialMemory) -> Self {
         let decode_time = t.last_token.saturating_sub(t.first_token);
-        let decoded = t.generated_tokens.saturating_sub(1);
+        let decoded = t.n_generated.saturating_sub(1);
         let per_sequence = per_second(decoded, decode_time);
         Self {
             ttft_ms: t.first_token.as_secs_f64() * 1e3,
-            prompt_tps: per_second(t.batch * t.prefill_tokens, t.prefill_done),
+            prompt_tps: per_second(t.batch * t.n_prefill, t.prefill_done),
             generation_tps: per_sequence.map(|tps| tps * t.batch as f64),
             generation_tps_per_sequence: per_sequence,
             memory,
         }
-    }
-}
-
-/// Statistics of one metric over the measured trials, with every sample kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub mean: f64,
-    /// Sample standard deviation (n − 1 in the denominator); 0 for a single sample.
-    pub stddev: f64,
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    pub samples: Vec<f64>,
-}
-
-impl Summary {
-    /// `None` when there are no samples.
-    pub fn of(samples: &[f64]) -> Option<Self> {
-        if samples.is_empty() {
-            return None;
-        }
-        let n = samples.len() as f64;
-        let mean = samples.iter().sum::<f64>() / n;
-        let stddev = if samples.len() > 1 {
-            (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-        } else {
-            0.0
-        };
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let mid = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] };
-        Some(Self { mean, stddev, median, min: sorted[0], max: sorted[sorted.len() - 1], samples: samples.to_vec() })
     }
 }
 
@@ -132,23 +101,6 @@ impl MetricSummaries {
             peak_memory_bytes: of(&|t| Some(t.memory.peak_memory_bytes as f64)),
             kv_cache_bytes: of(&|t| Some(t.memory.kv_cache_bytes as f64)),
         }
-    }
-}
-
-/// Bytes as decimal gigabytes (10^9), the unit reports use.
-pub fn gigabytes(bytes: f64) -> f64 {
-    bytes / 1e9
-}
-
-/// Bytes in decimal units a reader takes in at a glance: `1.139 GB`, `3.4 MB`, `81.9 kB`.
-pub fn human_bytes(bytes: u64) -> String {
-    let b = bytes as f64;
-    if b >= 1e9 {
-        format!("{:.3} GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1} MB", b / 1e6)
-    } else {
-        format!("{:.1} kB", b / 1e3)
     }
 }
 

@@ -1,12 +1,14 @@
-//! Sweeps are data: lists of values per setting expand into the runs of their product, ordered so
-//! that each model is loaded once (as llama-bench orders its tests).
+//! The plan of a benchmark: the axes that take a list (`--model`, `--kv-bits`, `--batch`,
+//! `--depth`, `--n-prompt`, `--n-generate`, or their `MLXBENCH_*` / `mlxbench.toml` forms) expand
+//! into the points of their product, ordered so that each model is loaded once (as llama-bench
+//! orders its tests). `mlxbench run` and the Criterion benches expand the same [`Axes`].
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// The settings that take a list on the command line.
+/// The settings that take a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SweepSpec {
+pub struct Axes {
     pub models: Vec<String>,
     /// KV-cache bits; `None` is the plain cache.
     pub kv_bits: Vec<Option<i32>>,
@@ -39,8 +41,8 @@ fn unique<T: PartialEq + Clone>(values: &[T]) -> Vec<T> {
     out
 }
 
-impl SweepSpec {
-    /// All runs: models outermost (one load each), then kv bits, batch, depth, prompt length and
+impl Axes {
+    /// All points: models outermost (one load each), then kv bits, batch, depth, prompt length and
     /// generation length. Repeated values in a list are run once.
     pub fn expand(&self) -> Result<Vec<RunPoint>> {
         for (name, empty) in [
@@ -78,10 +80,3 @@ pub fn kv_label(kv_bits: Option<i32>) -> String {
     kv_bits.map_or_else(|| "kvnone".to_string(), |b| format!("kv{b}"))
 }
 
-/// Parses one `--kv-bits` value: `none` or a number of bits.
-pub fn parse_kv_bits(s: &str) -> Result<Option<i32>, String> {
-    match s.trim() {
-        "none" | "None" | "" => Ok(None),
-        bits => bits.parse().map(Some).map_err(|_| format!("{bits:?} is not a number of bits or 'none'")),
-    }
-}

@@ -1,0 +1,19 @@
+//! The benchmark layer, shared by `mlxbench run` and the Criterion benches:
+//! - [`plan`]: the axes (models, KV bits, batch, depth, prompt and generation lengths) and the
+//!   points of their product;
+//! - [`settings`]: the trial protocol and generation options every point runs with;
+//! - [`session`]: loads each model once and measures points guarded, telling an observer;
+//! - [`record`]: what a point produced (plain data that reports print);
+//! - [`config`] and [`ids`]: what the Criterion benches bench and how they name it.
+pub mod config;
+pub mod ids;
+pub mod plan;
+pub mod record;
+pub mod session;
+pub mod settings;
+
+pub use config::BenchConfig;
+pub use plan::{kv_label, Axes, RunPoint};
+pub use record::{RunContext, RunRecord, Status};
+pub use session::{guarded, Observer, PreparedModel, Session, Silent, TrialKind};
+pub use settings::Settings;

@@ -1,0 +1,146 @@
+//! What a run produces, as plain serde data: one [`RunRecord`] per point of the plan, with the
+//! [`RunContext`] it ran in, every measured trial's metrics and their statistics. Reports print
+//! records; nothing here measures.
+use serde::{Deserialize, Serialize};
+
+use super::{plan::RunPoint, settings::Settings};
+use crate::{
+    choice::Choice,
+    device::DeviceInfo,
+    hwinfo::HardwareInfo,
+    measure::{
+        metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
+        MetricSummaries, TrialMetrics,
+    },
+};
+
+/// Where and with what a run was made; the same for every record of one invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunContext {
+    pub device: String,
+    pub backend: String,
+    pub mlx_version: String,
+    /// One-line hardware summary.
+    pub hardware: String,
+    /// The mlxbench commit the binary was built from (`-dirty` with local changes).
+    pub git_commit: String,
+    pub mlxbench_version: String,
+    /// UTC, RFC 3339, when the invocation started.
+    pub timestamp: String,
+    pub prompt_kind: String,
+    pub prefill_step_size: usize,
+    pub kv_group_size: i32,
+    pub max_kv_size: Option<i32>,
+    pub warmup: usize,
+    pub repeats: usize,
+    pub seed: u64,
+}
+
+impl RunContext {
+    /// The context of a run starting now with `settings` on `device`.
+    pub fn new(settings: &Settings, device: &DeviceInfo, hardware: &HardwareInfo) -> Self {
+        Self {
+            device: device.device.to_string(),
+            backend: device.backend.to_string(),
+            mlx_version: device.mlx_version.clone(),
+            hardware: hardware.summary(),
+            git_commit: env!("MLXBENCH_GIT_COMMIT").into(),
+            mlxbench_version: env!("CARGO_PKG_VERSION").into(),
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            prompt_kind: settings.prompt_kind.name().into(),
+            prefill_step_size: settings.prefill_step_size,
+            kv_group_size: settings.kv.kv_group_size,
+            max_kv_size: settings.kv.max_kv_size,
+            warmup: settings.warmup,
+            repeats: settings.repeats,
+            seed: settings.seed,
+        }
+    }
+}
+
+/// How a point ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    /// The model did not load or a trial failed (out of memory, a bad file...).
+    Failed,
+    /// This MLX build has no kernel for the setting (e.g. KV quantization on some CUDA shapes).
+    Unsupported,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Failed => "failed",
+            Status::Unsupported => "unsupported",
+        }
+    }
+
+    /// How a point that failed with `message` ended: MLX's way of saying it has no kernel for a
+    /// shape or type is `Unsupported`, anything else `Failed`.
+    pub fn of_failure(message: &str) -> Status {
+        const UNSUPPORTED: [&str; 4] = ["No implementation for", "not supported", "Not implemented", "not implemented"];
+        if UNSUPPORTED.iter().any(|m| message.contains(m)) {
+            Status::Unsupported
+        } else {
+            Status::Failed
+        }
+    }
+}
+
+/// One point of a plan and what was measured for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    #[serde(flatten)]
+    pub point: RunPoint,
+    #[serde(flatten)]
+    pub context: RunContext,
+    pub status: Status,
+    pub error: Option<String>,
+    /// Bytes of the model's weight files (what a decode step reads, KV cache aside).
+    pub weight_bytes: Option<u64>,
+    /// Measured trials (warmup excluded), in order.
+    pub trials: Vec<TrialMetrics>,
+    pub summary: Option<MetricSummaries>,
+    /// Decode memory traffic of the median trial: (weights + KV cache) × per-sequence tokens/s,
+    /// GB/s.
+    pub decode_gbps: Option<f64>,
+    /// `decode_gbps` over the device's known peak bandwidth.
+    pub bandwidth_utilisation: Option<f64>,
+}
+
+impl RunRecord {
+    /// The record of `point`: its trials, or the message it failed with, and the decode
+    /// bandwidth those trials imply for a model of `weight_bytes` on a device of `peak_gbps`.
+    pub fn new(
+        point: RunPoint,
+        context: RunContext,
+        outcome: Result<Vec<TrialMetrics>, String>,
+        weight_bytes: Option<u64>,
+        peak_gbps: Option<f64>,
+    ) -> Self {
+        let (status, error, trials) = match outcome {
+            Ok(trials) => (Status::Ok, None, trials),
+            Err(message) => (Status::of_failure(&message), Some(message), Vec::new()),
+        };
+        let summary = (!trials.is_empty()).then(|| MetricSummaries::of(&trials));
+        let decode_gbps = summary.as_ref().and_then(|s| {
+            let tps = s.generation_tps_per_sequence.as_ref()?.median;
+            let kv = s.kv_cache_bytes.as_ref()?.median as u64;
+            Some(decode_bandwidth_gbps(weight_bytes?, kv, tps))
+        });
+        RunRecord {
+            point,
+            context,
+            status,
+            error,
+            weight_bytes,
+            trials,
+            summary,
+            decode_gbps,
+            bandwidth_utilisation: decode_gbps.zip(peak_gbps).and_then(|(achieved, peak)| bandwidth_utilisation(achieved, peak)),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `mlxbench generate`: text (or token ids) from a prompt, greedy or sampled, with the run's
+//! metrics on request (`-v`, measured by the same trial as `mlxbench run`).
+use anyhow::{Context, Result};
+use clap::Args;
+use mlxbench::{
+    device::{self, DeviceKind},
+    generate::{GenerateOptions, Sampling},
+    hub,
+    measure::run_trial,
+    models,
+    prompt::{build_prompts, PromptKind, Tokens},
+    tokenizer::Tokenizer,
+    units::gigabytes,
+};
+
+use super::{bits_arg, choice, BitsArg, KvCacheArgs};
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Model: a local directory with config.json, tokenizer.json and safetensors, or a Hugging
+    /// Face repo id (looked up in the HF cache; downloaded unless HF_HUB_OFFLINE=1).
+    #[arg(long)]
+    model: String,
+    /// The prompt text (tokenized without special tokens).
+    #[arg(long, required_unless_present = "prompt_tokens", conflicts_with = "prompt_tokens")]
+    prompt: Option<String>,
+    /// Instead of --prompt: a prompt of exactly this many tokens (the base text repeated).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    prompt_tokens: Option<u64>,
+    /// Tokens to generate (mlx-lm's flag name; fewer with --stop-at-eos).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    max_tokens: u64,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long, default_value_t = 0.0)]
+    temp: f32,
+    /// Nucleus sampling: keep the most likely tokens up to this total probability (with --temp > 0).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Seed for sampling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Quantize the KV cache to this many bits (4 or 8), or `none`.
+    #[arg(long, value_parser = bits_arg, default_value = "none")]
+    kv_bits: BitsArg,
+    #[command(flatten)]
+    kv: KvCacheArgs,
+    /// Prompt tokens per prefill forward pass.
+    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    prefill_step_size: u64,
+    /// Stop at the model's end-of-sequence token (default: always generate --max-tokens).
+    #[arg(long)]
+    stop_at_eos: bool,
+    /// Device to run on (default: gpu when this MLX has one, else cpu).
+    #[arg(long, value_parser = choice::<DeviceKind>())]
+    device: Option<DeviceKind>,
+    /// Print {"prompt_ids": [...], "generated_ids": [...]} instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print timings to stderr: time to first token, generation tokens/s, peak memory.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Untimed full generations before the reported one (GPU kernels compile on first use).
+    #[arg(long, default_value_t = 0)]
+    warmup: u32,
+}
+
+pub fn run(args: GenerateArgs) -> Result<()> {
+    device::select(args.device.unwrap_or_else(device::default_kind))?;
+    let dir = hub::resolve(&args.model)?;
+    let loaded = models::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+    let tokenizer = Tokenizer::from_dir(&dir)?;
+    let prompt = match (&args.prompt, args.prompt_tokens) {
+        (_, Some(n)) => build_prompts(&tokenizer, PromptKind::Text, n as usize, 1, args.seed)?,
+        (Some(text), None) => Tokens::single(tokenizer.encode(text)?).context("the prompt has no tokens")?,
+        (None, None) => unreachable!("clap requires one of them"),
+    };
+    let prompt_ids = prompt.row(0).to_vec();
+    let sampling = if args.temp == 0.0 {
+        Sampling::Greedy
+    } else {
+        Sampling::Random { temperature: args.temp, top_p: args.top_p, seed: args.seed }
+    };
+    let options = GenerateOptions {
+        n_generate: args.max_tokens as usize,
+        sampling,
+        kv: args.kv.options(args.kv_bits.0),
+        prefill_step_size: args.prefill_step_size as usize,
+        stop_tokens: if args.stop_at_eos { loaded.config.eos_token_ids() } else { Vec::new() },
+    };
+    if args.verbose {
+        super::warn_debug_build();
+    }
+    for _ in 0..args.warmup {
+        run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
+    }
+    let trial = run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
+    let generated: Vec<u32> = trial.generated.iter().map(|step| step[0]).collect();
+    if args.verbose {
+        let m = &trial.metrics;
+        eprintln!(
+            "prompt: {} tokens, time to first token {:.2} ms\ngeneration: {} tokens, {:.2} tokens/s (after the first)\npeak memory: {:.3} GB",
+            prompt_ids.len(),
+            m.ttft_ms,
+            generated.len(),
+            m.generation_tps.unwrap_or(f64::NAN),
+            gigabytes(m.memory.peak_memory_bytes as f64)
+        );
+    }
+    if args.json {
+        let out = serde_json::json!({ "prompt_ids": prompt_ids, "generated_ids": generated });
+        println!("{out}");
+    } else {
+        println!("{}", tokenizer.decode(&generated)?);
+    }
+    Ok(())
+}
+

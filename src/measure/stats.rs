@@ -1,0 +1,97 @@
+//! The statistics of mlxbench, in one place: the summary of a metric over trials, the median and
+//! percentiles, and a seeded bootstrap of the relative change of two means (the gate's interval).
+//! Deterministic: the same samples and seed give the same numbers on every machine.
+use serde::{Deserialize, Serialize};
+
+use crate::rng::{fnv1a, SplitMix64};
+
+/// Resamples drawn for each bootstrap interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+/// Confidence level of the bootstrap intervals.
+pub const CONFIDENCE_LEVEL: f64 = 0.95;
+
+/// Statistics of one metric over the measured trials, with every sample kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub mean: f64,
+    /// Sample standard deviation (n − 1 in the denominator); 0 for a single sample.
+    pub stddev: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: Vec<f64>,
+}
+
+impl Summary {
+    /// `None` when there are no samples.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let n = samples.len() as f64;
+        let mean = mean(samples);
+        let stddev = if samples.len() > 1 {
+            (samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
+        let sorted = sorted(samples);
+        Some(Self {
+            mean,
+            stddev,
+            median: percentile(&sorted, 50.0),
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            samples: samples.to_vec(),
+        })
+    }
+}
+
+/// The arithmetic mean (NaN for no values).
+pub fn mean(xs: &[f64]) -> f64 {
+    xs.iter().sum::<f64>() / xs.len() as f64
+}
+
+/// The values in ascending order (NaNs last).
+pub fn sorted(xs: &[f64]) -> Vec<f64> {
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+}
+
+/// The `p`-th percentile (0..=100) of ascending values, interpolated linearly between the two
+/// nearest ranks (Criterion's and numpy's default). Panics on no values.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = p / 100.0 * (sorted.len() - 1) as f64;
+    let (low, high) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64)
+}
+
+/// The median: the middle value, or the mean of the two middle values. Panics on no values.
+pub fn median(xs: &[f64]) -> f64 {
+    percentile(&sorted(xs), 50.0)
+}
+
+/// A seed derived from a benchmark id, so each row has its own stream and reruns agree.
+pub fn seed_for(id: &str) -> u64 {
+    fnv1a(id.as_bytes())
+}
+
+fn resampled_mean(xs: &[f64], rng: &mut SplitMix64) -> f64 {
+    (0..xs.len()).map(|_| xs[rng.below(xs.len())]).sum::<f64>() / xs.len() as f64
+}
+
+/// The 95% percentile-bootstrap interval of `mean(now) / mean(base) - 1`: each of
+/// [`BOOTSTRAP_RESAMPLES`] rounds resamples both sets with replacement, independently.
+pub fn relative_change_interval(base: &[f64], now: &[f64], seed: u64) -> (f64, f64) {
+    let mut rng = SplitMix64::new(seed);
+    let mut changes: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            let base_mean = resampled_mean(base, &mut rng);
+            resampled_mean(now, &mut rng) / base_mean - 1.0
+        })
+        .collect();
+    changes.sort_by(f64::total_cmp);
+    let tail = 50.0 * (1.0 - CONFIDENCE_LEVEL);
+    (percentile(&changes, tail), percentile(&changes, 100.0 - tail))
+}

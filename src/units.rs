@@ -1,0 +1,57 @@
+//! Units, in one place. Sizes are decimal (1 GB = 10^9 bytes) unless a name says GiB (2^30).
+/// Bytes as decimal gigabytes, the unit reports use.
+pub fn gigabytes(bytes: f64) -> f64 {
+    bytes / 1e9
+}
+
+/// Bytes in decimal units a reader takes in at a glance: `1.139 GB`, `3.4 MB`, `81.9 kB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1e9 {
+        format!("{:.3} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.1} MB", b / 1e6)
+    } else {
+        format!("{:.1} kB", b / 1e3)
+    }
+}
+
+/// Bytes to four significant digits in decimal units, for tables of changes: `3.347 MB`.
+pub fn significant_bytes(bytes: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{} {}", significant(value), UNITS[unit])
+}
+
+/// Memory as hardware is sold by (2^30 bytes), labelled so: `192.0 GiB`.
+pub fn gibibytes(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// A time in nanoseconds to four significant digits in ns, µs, ms or s, as Criterion prints:
+/// `11.26 ms`.
+pub fn significant_time(ns: f64) -> String {
+    let (value, unit) = match ns {
+        ns if ns < 1e3 => (ns, "ns"),
+        ns if ns < 1e6 => (ns / 1e3, "µs"),
+        ns if ns < 1e9 => (ns / 1e6, "ms"),
+        ns => (ns / 1e9, "s"),
+    };
+    format!("{} {unit}", significant(value))
+}
+
+/// Four significant digits for values below 10,000, as Criterion prints.
+pub fn significant(x: f64) -> String {
+    let digits = match x.abs() {
+        a if a < 10.0 => 3,
+        a if a < 100.0 => 2,
+        a if a < 1000.0 => 1,
+        _ => 0,
+    };
+    format!("{x:.digits$}")
+}
