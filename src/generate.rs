@@ -214,6 +214,15 @@ impl<'m> Generation<'m> {
         Ok((sampled, logprobs))
     }
 
+    /// The first decode step's outputs (token ids `[B]`, log-probabilities `[B, vocab]`) after the
+    /// prefill, built but not evaluated: a look at the graph one step runs (see `graph`). The
+    /// generation cannot go on afterwards.
+    pub fn first_step_graph(&mut self) -> Result<(Array, Array)> {
+        self.prefill()?;
+        let last = self.pending.take().ok_or_else(|| Error::InvalidOption("the generation has started".into()))?;
+        self.build_step(&last)
+    }
+
     /// The next token of every sequence, materialized on the host; `None` once `n_generate` are
     /// produced or every sequence has stopped.
     pub fn next_token(&mut self) -> Result<Option<Step>> {

@@ -11,7 +11,8 @@
 //! - `device`, `weights`, `config`, `hub`, `tokenizer`, `prompt`, and leaf helpers (`choice`,
 //!   `error`, `rng`, `units`).
 //!
-//! Beside them: `synth` (synthetic models), `hwinfo` (the machine), `selftest` (MLX kernels).
+//! Beside them: `synth` (synthetic models), `hwinfo` (the machine), `selftest` (MLX kernels),
+//! `graph` (compute graphs as DOT).
 pub mod bench;
 pub mod cache;
 pub mod choice;
@@ -20,6 +21,7 @@ pub mod device;
 pub mod error;
 pub mod gate;
 pub mod generate;
+pub mod graph;
 pub mod hub;
 pub mod hwinfo;
 pub mod measure;

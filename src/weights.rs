@@ -20,6 +20,8 @@ struct ShardIndex {
 pub struct WeightStore {
     tensors: HashMap<String, (Array, PathBuf)>,
     files: Vec<PathBuf>,
+    /// The tensors handed out, evaluated by [`WeightStore::finish`].
+    taken: Vec<Array>,
 }
 
 impl WeightStore {
@@ -50,7 +52,7 @@ impl WeightStore {
                 }
             }
         }
-        Ok(Self { tensors, files })
+        Ok(Self { tensors, files, taken: Vec::new() })
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -59,10 +61,12 @@ impl WeightStore {
 
     /// Takes a tensor that must exist.
     pub fn take(&mut self, name: &str) -> Result<Array> {
-        self.tensors.remove(name).map(|(a, _)| a).ok_or_else(|| Error::MissingTensor {
+        let array = self.tensors.remove(name).map(|(a, _)| a).ok_or_else(|| Error::MissingTensor {
             name: name.to_string(),
             files: self.files.clone(),
-        })
+        })?;
+        self.taken.push(array.clone());
+        Ok(array)
     }
 
     /// Takes a tensor that must exist with exactly this shape.
@@ -85,13 +89,15 @@ impl WeightStore {
         self.tensors.remove(name);
     }
 
-    /// Fails if any tensor in the files was not used.
+    /// Fails if any tensor in the files was not used; otherwise reads every tensor taken into
+    /// memory, so that a loaded model is in memory (as mlx-lm's `load` leaves it) rather than
+    /// read piecemeal by its first forward pass.
     pub fn finish(self) -> Result<()> {
         let mut left: Vec<(String, PathBuf)> = self.tensors.into_iter().map(|(n, (_, f))| (n, f)).collect();
         left.sort();
-        match left.into_iter().next() {
-            None => Ok(()),
-            Some((name, file)) => Err(Error::UnusedTensor { name, file }),
+        if let Some((name, file)) = left.into_iter().next() {
+            return Err(Error::UnusedTensor { name, file });
         }
+        Ok(mlx_rs::transforms::eval(&self.taken)?)
     }
 }

@@ -7,7 +7,7 @@ use mlxbench::{
     bench::{
         guarded,
         ids::{benchmark_id, model_label},
-        Axes, BenchConfig, Observer, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
+        Axes, BenchConfig, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
     },
     device::{self, DeviceKind},
     gate::{memory_page, CriterionArgs, MemoryRecord},
@@ -16,7 +16,7 @@ use mlxbench::{
 };
 
 fn point(model: &str, kv_bits: Option<i32>, n_prompt: usize, n_generate: usize) -> RunPoint {
-    RunPoint { model: model.into(), kv_bits, batch: 1, depth: 0, n_prompt, n_generate }
+    RunPoint { model: model.into(), kv_bits, batch: 1, depth: 0, n_prompt, n_generate, engine: Engine::Mlxbench }
 }
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -145,6 +145,9 @@ fn context(repeats: usize) -> RunContext {
         warmup: 0,
         repeats,
         seed: 0,
+        target_ci_pct: None,
+        clear_buffer_cache: true,
+        pin_cpu: None,
     }
 }
 
@@ -152,12 +155,14 @@ fn context(repeats: usize) -> RunContext {
 fn trial(n_generated: usize, last_ms: u64, kv_cache_bytes: u64) -> TrialMetrics {
     let timings = TrialTimings {
         batch: 1,
+        n_context: 0,
         n_prompt: 65,
         n_prefill: 64,
-        n_generated,
         prefill_done: Duration::from_millis(80),
-        first_token: Duration::from_millis(100),
-        last_token: Duration::from_millis(last_ms),
+        // Evenly spaced from 100 ms to `last_ms`.
+        token_times: (0..n_generated as u64)
+            .map(|i| Duration::from_millis(100) + Duration::from_millis(last_ms - 100) * i as u32 / (n_generated as u32 - 1))
+            .collect(),
     };
     TrialMetrics::from_timings(&timings, TrialMemory { kv_cache_bytes, ..TrialMemory::default() })
 }
@@ -182,7 +187,7 @@ fn a_record_carries_the_decode_bandwidth_of_its_median_trial() {
 fn guarded_points_fail_or_are_unsupported_and_the_session_goes_on() {
     device::select(DeviceKind::Cpu).unwrap();
     let mut observer = Counting::default();
-    let mut session = Session::new(Settings { warmup: 0, repeats: 1, ..Settings::default() }, context(1), None, &mut observer);
+    let mut session = Session::new(Settings { warmup: 0, repeats: Repeats::Fixed(1), ..Settings::default() }, context(1), None, &mut observer);
     // MLX's "no kernel for this shape" is unsupported; any other failure is failed.
     let unsupported = session.measure(
         &Err("MLX error: [quantized_matmul] No implementation for problem shape: 1x512x64x32".into()),
@@ -234,9 +239,10 @@ fn a_session_loads_each_model_once_and_records_every_point() {
         depth: vec![0],
         n_prompt: vec![8],
         n_generate: vec![3],
+        engines: vec![Engine::Mlxbench],
     };
     let mut observer = Counting::default();
-    let settings = Settings { warmup: 1, repeats: 2, ..Settings::default() };
+    let settings = Settings { warmup: 1, repeats: Repeats::Fixed(2), ..Settings::default() };
     let records = Session::new(settings, context(2), None, &mut observer).run(&axes.expand().unwrap()).unwrap();
     assert_eq!(observer.loading, vec![missing.clone(), model.clone()], "each model loads once");
     assert_eq!(observer.finished, vec![1, 2, 3, 4], "told after every point");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mlxbench::{
-    bench::{kv_label, Axes, RunContext, RunPoint, RunRecord, Status},
+    bench::{kv_label, Axes, Engine, RunContext, RunPoint, RunRecord, Status},
     config::parse_bits_or_none,
     measure::{
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
@@ -16,15 +16,20 @@ fn ms(x: u64) -> Duration {
     Duration::from_millis(x)
 }
 
+/// `n` token times from `first_ms` to `last_ms`, evenly spaced (in microseconds, exactly).
+fn evenly(n: usize, first_ms: u64, last_ms: u64) -> Vec<Duration> {
+    let (first, last) = (first_ms * 1000, last_ms * 1000);
+    (0..n).map(|i| Duration::from_micros(if n == 1 { first } else { first + (last - first) * i as u64 / (n as u64 - 1) })).collect()
+}
+
 fn timings(batch: usize, prompt: usize, generated: usize, prefill_ms: u64, first_ms: u64, last_ms: u64) -> TrialTimings {
     TrialTimings {
         batch,
         n_prompt: prompt,
         n_prefill: prompt - 1,
-        n_generated: generated,
+        n_context: 0,
         prefill_done: ms(prefill_ms),
-        first_token: ms(first_ms),
-        last_token: ms(last_ms),
+        token_times: evenly(generated, first_ms, last_ms),
     }
 }
 
@@ -115,6 +120,7 @@ fn spec() -> Axes {
         depth: vec![0, 512],
         n_prompt: vec![128, 1024],
         n_generate: vec![32],
+        engines: vec![Engine::Mlxbench],
     }
 }
 
@@ -126,7 +132,7 @@ fn sweep_is_the_product_with_each_model_contiguous() {
     assert!(runs[..first_b].iter().all(|r| r.model == "a"));
     assert!(runs[first_b..].iter().all(|r| r.model == "b"));
     // Within a model, kv bits vary slowest, prompt length fastest (after generation length).
-    assert_eq!(runs[0], RunPoint { model: "a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 128, n_generate: 32 });
+    assert_eq!(runs[0], RunPoint { model: "a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 128, n_generate: 32, engine: Engine::Mlxbench });
     assert_eq!(runs[1].n_prompt, 1024);
     assert_eq!(runs[2].depth, 512);
     assert_eq!(runs[4].kv_bits, Some(8));
@@ -162,7 +168,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         })
         .collect();
     RunRecord {
-        point: RunPoint { model: model.into(), kv_bits: Some(4), batch: 1, depth: 0, n_prompt: 129, n_generate: 33 },
+        point: RunPoint { model: model.into(), kv_bits: Some(4), batch: 1, depth: 0, n_prompt: 129, n_generate: 33, engine: Engine::Mlxbench },
         context: RunContext {
             device: "gpu".into(),
             backend: "cuda".into(),
@@ -178,6 +184,9 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
             warmup: 1,
             repeats: trials.len(),
             seed: 0,
+            target_ci_pct: None,
+            clear_buffer_cache: true,
+            pin_cpu: None,
         },
         status,
         error: (status != Status::Ok).then(|| "out of memory, \"quoted\", | piped\nand two lines".into()),
@@ -321,4 +330,109 @@ fn error_descriptions_drop_repeats_and_source_locations() {
     let loading = Text("loading /m", Some(Box::new(Text("/m/config.json: file not found", None))));
     let chain: Vec<&(dyn std::error::Error + 'static)> = vec![&loading, loading.1.as_deref().unwrap()];
     assert_eq!(mlxbench::error::describe(chain), "loading /m: /m/config.json: file not found");
+}
+
+/// A trial whose tokens came at these times (ms from t = 0), batch `batch`, after a 10-token
+/// prompt and `n_context` tokens of context.
+fn at(batch: usize, n_context: usize, token_ms: &[u64]) -> TrialMetrics {
+    let timings = TrialTimings {
+        batch,
+        n_context,
+        n_prompt: 10,
+        n_prefill: 9,
+        prefill_done: ms(5),
+        token_times: token_ms.iter().map(|&t| ms(t)).collect(),
+    };
+    TrialMetrics::from_timings(&timings, TrialMemory::default())
+}
+
+#[test]
+fn inter_token_latencies_and_the_robust_rate_see_through_one_stall() {
+    // 11 tokens: 9 gaps of 10 ms and one stall of 110 ms (after the 5th token).
+    let times = [20, 30, 40, 50, 60, 170, 180, 190, 200, 210, 220];
+    let m = at(1, 0, &times);
+    assert_eq!(m.ttft_ms, 20.0);
+    // Mean-based: 10 tokens in 200 ms = 50 t/s; the median gap is 10 ms: 100 t/s.
+    assert_eq!(m.generation_tps, Some(50.0));
+    assert_eq!(m.generation_tps_robust, Some(100.0));
+    assert_eq!(m.itl_p50_ms, Some(10.0));
+    // Sorted gaps: nine 10s and one 110: p90 = 10 + 0.1·(110 − 10) = 20, p99 = 10 + 0.91·100 = 101.
+    assert!((m.itl_p90_ms.unwrap() - 20.0).abs() < 1e-9, "{:?}", m.itl_p90_ms);
+    assert!((m.itl_p99_ms.unwrap() - 101.0).abs() < 1e-9, "{:?}", m.itl_p99_ms);
+    assert_eq!(m.itl_max_ms, Some(110.0));
+    assert_eq!(m.token_ms, times.iter().map(|&t| t as f64).collect::<Vec<_>>());
+    // A batch of 4 decodes 4 tokens per step.
+    assert_eq!(at(4, 0, &times).generation_tps_robust, Some(400.0));
+    // One token: no gap, no decode rate, no windows.
+    let one = at(1, 0, &[25]);
+    assert_eq!((one.generation_tps_robust, one.itl_p50_ms, one.decode_windows.len()), (None, None, 0));
+}
+
+#[test]
+fn decode_windows_show_the_rate_as_context_grows() {
+    // 300 tokens: 128 gaps of 2 ms, 128 gaps of 4 ms, 43 gaps of 8 ms.
+    let mut times = vec![100u64];
+    for gap in std::iter::repeat_n(2, 128).chain(std::iter::repeat_n(4, 128)).chain(std::iter::repeat_n(8, 43)) {
+        times.push(times.last().unwrap() + gap);
+    }
+    let m = at(2, 1000, &times);
+    let windows: Vec<(usize, usize)> = m.decode_windows.iter().map(|w| (w.context_tokens, w.n_tokens)).collect();
+    // Context: 1000 of depth + 10 prompt tokens + 1 for the first window's first step, then +128.
+    assert_eq!(windows, vec![(1011, 128), (1139, 128), (1267, 43)]);
+    // Batch 2: 2 tokens every 2, 4 and 8 ms.
+    for (window, tps) in m.decode_windows.iter().zip([1000.0, 500.0, 250.0]) {
+        assert!((window.tps - tps).abs() < 1e-9, "{window:?}");
+    }
+}
+
+#[test]
+fn the_median_interval_comes_from_order_statistics() {
+    use mlxbench::measure::stats::{median_interval, ratio_of_medians_interval};
+    let xs: Vec<f64> = (1..=20).map(f64::from).collect();
+    // Binomial(20, 1/2): P(B <= 5) = 0.0207 <= 2.5% < P(B <= 6): ranks 6 and 15.
+    assert_eq!(median_interval(&xs), Some((6.0, 15.0)));
+    assert_eq!(median_interval(&xs[..10]), Some((2.0, 9.0)));
+    assert_eq!(median_interval(&xs[..6]), Some((1.0, 6.0)));
+    assert_eq!(median_interval(&xs[..5]), None, "5 samples cover at most 93.75%");
+    // Large n does not underflow: the interval narrows around the middle.
+    let many: Vec<f64> = (0..5000).map(f64::from).collect();
+    let (low, high) = median_interval(&many).unwrap();
+    assert!(low > 2400.0 && high < 2600.0 && low < 2499.5 && high > 2499.5, "{low} {high}");
+    // A summary carries it, and its relative half-width.
+    let s = Summary::of(&xs).unwrap();
+    assert_eq!(s.median_ci95, Some([6.0, 15.0]));
+    // Median 10.5; the interval reaches 4.5 either side.
+    assert_eq!(s.relative_ci_half_width(), Some(4.5 / 10.5));
+    // Ratio of medians: exact when both sides are constant; seeded otherwise.
+    assert_eq!(ratio_of_medians_interval(&[3.0; 8], &[2.0; 8], 1), (1.5, 1.5));
+    let a: Vec<f64> = (0..10).map(|i| 100.0 + i as f64).collect();
+    let b: Vec<f64> = (0..10).map(|i| 80.0 + i as f64).collect();
+    let (low, high) = ratio_of_medians_interval(&a, &b, 7);
+    assert!(low < 104.5 / 84.5 && 104.5 / 84.5 < high, "{low} {high}");
+    assert_eq!((low, high), ratio_of_medians_interval(&a, &b, 7));
+}
+
+#[test]
+fn auto_repeats_stop_when_the_interval_is_narrow_or_the_budget_is_spent() {
+    use mlxbench::bench::Repeats;
+    use std::time::Duration;
+    let auto = Repeats::auto(2.0, 60.0).unwrap();
+    let s = |xs: &[f64]| Summary::of(xs).unwrap();
+    let steady: Vec<f64> = (0..6).map(|i| 100.0 + i as f64 * 0.1).collect();
+    let noisy = [80.0, 120.0, 95.0, 110.0, 70.0, 130.0];
+    let secs = Duration::from_secs;
+    // Fewer than 6 trials: never done before the budget, whatever the spread.
+    assert!(!auto.done(5, Some(&s(&steady[..5])), secs(1)));
+    // Six steady trials: [100.0, 100.5] around 100.25 is within ±2%.
+    assert!(auto.done(6, Some(&s(&steady)), secs(1)));
+    // Six noisy ones: ±30%, not done until the time budget is spent.
+    assert!(!auto.done(6, Some(&s(&noisy)), secs(59)));
+    assert!(auto.done(6, Some(&s(&noisy)), secs(60)));
+    // No decode rate at all: only the budget ends it.
+    assert!(!auto.done(6, None, secs(1)));
+    assert!(auto.done(Repeats::AUTO_MAX, None, secs(1)));
+    // A fixed count is a fixed count.
+    assert!(!Repeats::Fixed(3).done(2, Some(&s(&steady)), secs(100)));
+    assert!(Repeats::Fixed(3).done(3, None, secs(0)));
+    assert!(Repeats::auto(0.0, 60.0).is_err() && Repeats::auto(2.0, -1.0).is_err());
 }

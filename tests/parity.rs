@@ -20,7 +20,7 @@ use mlxbench::{
     cache::KvCacheOptions,
     device::{self, DeviceKind},
     generate::{GenerateOptions, Generation, Sampling},
-    models,
+    graph, models,
     prompt::Tokens,
 };
 use serde::Deserialize;
@@ -237,6 +237,46 @@ fn batched_generation_matches_single_sequences() {
     assert_ne!(batched[0], batched[1]);
 }
 
+/// One decode step (after a 40-token prompt, 4-bit weights, plain and 8-bit KV cache) builds the
+/// same multiset of MLX primitives in ours as in mlx-lm's `generate_step`: the same computation,
+/// no extra per-token work (dtype conversions, slicing, re-traced activations).
+fn check_step_graph(arch: &str) {
+    let _mlx = MLX.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    device::select(DeviceKind::Cpu).unwrap();
+    let dir = make_model(arch, "4");
+    let ids = prompt(40, 5);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("graphs");
+    std::fs::create_dir_all(&out).unwrap();
+    let loaded = models::load(&dir).unwrap();
+    for kv_bits in [None, Some(8)] {
+        let name = format!("{arch}-kv{}", kv_bits.map_or("none".into(), |b| b.to_string()));
+        let theirs = out.join(format!("{name}-mlx-lm.dot"));
+        let mut args = vec!["dot".to_string(), "--model".into(), dir.to_string_lossy().into_owned()];
+        args.extend(["--prompt-ids".into(), serde_json::to_string(&ids).unwrap(), "--out".into(), theirs.to_string_lossy().into_owned()]);
+        if let Some(bits) = kv_bits {
+            args.extend(["--kv-bits".into(), bits.to_string()]);
+        }
+        run_python(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let options = GenerateOptions {
+            n_generate: 2,
+            kv: KvCacheOptions { kv_bits, ..KvCacheOptions::default() },
+            ..GenerateOptions::default()
+        };
+        let mut generation = Generation::new(loaded.model.as_ref(), &Tokens::single(ids.clone()).unwrap(), options).unwrap();
+        let (sampled, logprobs) = generation.first_step_graph().unwrap();
+        // mlx-lm yields one sequence's log-probabilities (`squeeze(0)`); ours keep the batch axis.
+        let logprobs = logprobs.squeeze_axes(&[0]).unwrap();
+        let ours = out.join(format!("{name}-mlxbench.dot"));
+        graph::export_dot(&[&sampled, &logprobs], &ours).unwrap();
+        let read = |p: &Path| graph::primitive_counts(&std::fs::read_to_string(p).unwrap());
+        let mut expected = read(&theirs);
+        // mlx-lm feeds the last prompt token as `prompt[-1:][None]`, adding the batch axis; ours
+        // hold prompts as [B, L] from the start.
+        *expected.get_mut("ExpandDims").expect("mlx-lm's [None]") -= 1;
+        assert_eq!(read(&ours), expected, "{name}: ours {} vs mlx-lm {}", ours.display(), theirs.display());
+    }
+}
+
 macro_rules! parity_tests {
     ($($name:ident => $arch:literal),* $(,)?) => {
         mod matches_mlx_lm {
@@ -244,6 +284,9 @@ macro_rules! parity_tests {
         }
         mod cache_matches_full_forward {
             $(#[test] fn $name() { super::check_cache_consistency($arch) })*
+        }
+        mod same_step_graph_as_mlx_lm {
+            $(#[test] fn $name() { super::check_step_graph($arch) })*
         }
     };
 }

@@ -6,7 +6,10 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::plan::{Axes, RunPoint};
+use super::{
+    engine::Engine,
+    plan::{Axes, RunPoint},
+};
 use crate::{
     choice::Choice,
     config::parse_bits_or_none,
@@ -54,6 +57,7 @@ impl Default for BenchConfig {
                 depth: vec![0],
                 n_prompt: vec![128],
                 n_generate: vec![32],
+                engines: vec![Engine::Mlxbench],
             },
             sample_size: 10,
             measurement_time: 3.0,

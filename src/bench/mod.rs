@@ -2,10 +2,13 @@
 //! - [`plan`]: the axes (models, KV bits, batch, depth, prompt and generation lengths) and the
 //!   points of their product;
 //! - [`settings`]: the trial protocol and generation options every point runs with;
-//! - [`session`]: loads each model once and measures points guarded, telling an observer;
+//! - [`session`]: loads each model once and measures points guarded, engines interleaved,
+//!   telling an observer;
+//! - [`engine`]: mlxbench's own engine and Apple's mlx-lm in a subprocess;
 //! - [`record`]: what a point produced (plain data that reports print);
 //! - [`config`] and [`ids`]: what the Criterion benches bench and how they name it.
 pub mod config;
+pub mod engine;
 pub mod ids;
 pub mod plan;
 pub mod record;
@@ -16,4 +19,5 @@ pub use config::BenchConfig;
 pub use plan::{kv_label, Axes, RunPoint};
 pub use record::{RunContext, RunRecord, Status};
 pub use session::{guarded, Observer, PreparedModel, Session, Silent, TrialKind};
-pub use settings::Settings;
+pub use engine::Engine;
+pub use settings::{Repeats, Settings};

@@ -4,6 +4,7 @@
 //! orders its tests). `mlxbench run` and the Criterion benches expand the same [`Axes`].
 use serde::{Deserialize, Serialize};
 
+use super::engine::Engine;
 use crate::error::{Error, Result};
 
 /// The settings that take a list.
@@ -16,6 +17,8 @@ pub struct Axes {
     pub depth: Vec<usize>,
     pub n_prompt: Vec<usize>,
     pub n_generate: Vec<usize>,
+    /// The engines each setting runs on; their trials interleave (see `Session`).
+    pub engines: Vec<Engine>,
 }
 
 /// One point of a sweep.
@@ -28,6 +31,16 @@ pub struct RunPoint {
     pub depth: usize,
     pub n_prompt: usize,
     pub n_generate: usize,
+    /// Absent in files written before engines existed: mlxbench's own.
+    #[serde(default)]
+    pub engine: Engine,
+}
+
+impl RunPoint {
+    /// Whether `other` is the same setting, whatever its engine.
+    pub fn same_setting(&self, other: &RunPoint) -> bool {
+        RunPoint { engine: other.engine, ..self.clone() } == *other
+    }
 }
 
 /// The values of a list in their first-seen order, without repeats.
@@ -42,8 +55,9 @@ fn unique<T: PartialEq + Clone>(values: &[T]) -> Vec<T> {
 }
 
 impl Axes {
-    /// All points: models outermost (one load each), then kv bits, batch, depth, prompt length and
-    /// generation length. Repeated values in a list are run once.
+    /// All points: models outermost (one load each), then kv bits, batch, depth, prompt length,
+    /// generation length and engine (innermost, so a setting's engines are neighbours). Repeated
+    /// values in a list are run once.
     pub fn expand(&self) -> Result<Vec<RunPoint>> {
         for (name, empty) in [
             ("--model", self.models.is_empty()),
@@ -52,6 +66,7 @@ impl Axes {
             ("--depth", self.depth.is_empty()),
             ("--n-prompt", self.n_prompt.is_empty()),
             ("--n-generate", self.n_generate.is_empty()),
+            ("--engine", self.engines.is_empty()),
         ] {
             if empty {
                 return Err(Error::InvalidOption(format!("{name} needs at least one value")));
@@ -64,7 +79,9 @@ impl Axes {
                     for &depth in &unique(&self.depth) {
                         for &n_prompt in &unique(&self.n_prompt) {
                             for &n_generate in &unique(&self.n_generate) {
-                                runs.push(RunPoint { model: model.clone(), kv_bits, batch, depth, n_prompt, n_generate });
+                                for &engine in &unique(&self.engines) {
+                                    runs.push(RunPoint { model: model.clone(), kv_bits, batch, depth, n_prompt, n_generate, engine });
+                                }
                             }
                         }
                     }

@@ -3,14 +3,19 @@
 //! records; nothing here measures.
 use serde::{Deserialize, Serialize};
 
-use super::{plan::RunPoint, settings::Settings};
+use super::{
+    engine::Engine,
+    plan::RunPoint,
+    settings::{Repeats, Settings},
+};
 use crate::{
     choice::Choice,
     device::DeviceInfo,
     hwinfo::HardwareInfo,
     measure::{
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
-        MetricSummaries, TrialMetrics,
+        stats::{ratio_of_medians_interval, seed_for},
+        MetricSummaries, Summary, TrialMetrics,
     },
 };
 
@@ -32,8 +37,22 @@ pub struct RunContext {
     pub kv_group_size: i32,
     pub max_kv_size: Option<i32>,
     pub warmup: usize,
+    /// Measured trials per point (the most, with `--repeats auto`).
     pub repeats: usize,
     pub seed: u64,
+    /// `--repeats auto`'s target: the median decode rate's 95% interval within ± this percent.
+    #[serde(default)]
+    pub target_ci_pct: Option<f64>,
+    /// Whether MLX's buffer cache was emptied before each trial.
+    #[serde(default = "yes")]
+    pub clear_buffer_cache: bool,
+    /// The CPU core the measuring thread was pinned to.
+    #[serde(default)]
+    pub pin_cpu: Option<usize>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl RunContext {
@@ -52,8 +71,14 @@ impl RunContext {
             kv_group_size: settings.kv.kv_group_size,
             max_kv_size: settings.kv.max_kv_size,
             warmup: settings.warmup,
-            repeats: settings.repeats,
+            repeats: settings.repeats.most(),
             seed: settings.seed,
+            target_ci_pct: match settings.repeats {
+                Repeats::Auto { target, .. } => Some(target * 100.0),
+                Repeats::Fixed(_) => None,
+            },
+            clear_buffer_cache: settings.clear_buffer_cache,
+            pin_cpu: settings.pin_cpu,
         }
     }
 }
@@ -143,4 +168,60 @@ impl RunRecord {
             bandwidth_utilisation: decode_gbps.zip(peak_gbps).and_then(|(achieved, peak)| bandwidth_utilisation(achieved, peak)),
         }
     }
+}
+
+/// `engine`'s median over `against`'s on one setting, with a 95% bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub value: f64,
+    pub ci95: [f64; 2],
+}
+
+impl Ratio {
+    /// `median(a) / median(b)` and its interval; `None` when either side has no samples.
+    fn of(a: Option<&Summary>, b: Option<&Summary>, seed: u64) -> Option<Ratio> {
+        let (a, b) = (a?, b?);
+        let (low, high) = ratio_of_medians_interval(&a.samples, &b.samples, seed);
+        Some(Ratio { value: a.median / b.median, ci95: [low, high] })
+    }
+}
+
+/// Two engines on one setting: ratios of their medians (first engine over the second).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineRatio {
+    /// The setting, with the first engine.
+    pub point: RunPoint,
+    pub against: Engine,
+    /// Robust decode rate (higher is better).
+    pub generation_tps_robust: Option<Ratio>,
+    pub prompt_tps: Option<Ratio>,
+    pub ttft_ms: Option<Ratio>,
+    pub peak_memory_bytes: Option<Ratio>,
+}
+
+/// mlxbench's engine against mlx-lm's on every setting both measured successfully, in record
+/// order.
+pub fn engine_ratios(records: &[RunRecord]) -> Vec<EngineRatio> {
+    let ok = |r: &&RunRecord| r.status == Status::Ok && r.summary.is_some();
+    records
+        .iter()
+        .filter(ok)
+        .filter(|r| r.point.engine == Engine::Mlxbench)
+        .filter_map(|ours| {
+            let theirs = records
+                .iter()
+                .filter(ok)
+                .find(|r| r.point.engine == Engine::MlxLm && r.point.same_setting(&ours.point) && r.context == ours.context)?;
+            let (a, b) = (ours.summary.as_ref()?, theirs.summary.as_ref()?);
+            let seed = seed_for(&format!("{:?}", ours.point));
+            Some(EngineRatio {
+                point: ours.point.clone(),
+                against: Engine::MlxLm,
+                generation_tps_robust: Ratio::of(a.generation_tps_robust.as_ref(), b.generation_tps_robust.as_ref(), seed),
+                prompt_tps: Ratio::of(a.prompt_tps.as_ref(), b.prompt_tps.as_ref(), seed),
+                ttft_ms: Ratio::of(a.ttft_ms.as_ref(), b.ttft_ms.as_ref(), seed),
+                peak_memory_bytes: Ratio::of(a.peak_memory_bytes.as_ref(), b.peak_memory_bytes.as_ref(), seed),
+            })
+        })
+        .collect()
 }

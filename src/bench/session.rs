@@ -1,13 +1,16 @@
 //! A benchmark session: runs the points of a plan with one set of [`Settings`], loading each
-//! model once, measuring each point guarded (a failure or a panic becomes a `failed` or
-//! `unsupported` record and the plan goes on) and telling an [`Observer`] as it goes, so the
-//! command line can draw progress and save results after every point.
+//! model once per engine, measuring each point guarded (a failure or a panic becomes a `failed`
+//! or `unsupported` record and the plan goes on), interleaving the engines of a setting trial by
+//! trial so they see the same machine, and telling an [`Observer`] as it goes, so the command line
+//! can draw progress and save results after every point.
 use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     path::{Path, PathBuf},
+    time::Instant,
 };
 
 use super::{
+    engine::{Engine, MlxLmProcess},
     plan::RunPoint,
     record::{RunContext, RunRecord},
     settings::Settings,
@@ -15,7 +18,7 @@ use super::{
 use crate::{
     error::{Error, Result},
     hub,
-    measure::{run_trial, TrialMetrics},
+    measure::{run_trial, MetricSummaries, TrialMetrics, TrialProtocol},
     models::{self, LoadedModel},
     prompt::{build_prompts, PromptKind, Tokens},
     tokenizer::Tokenizer,
@@ -81,7 +84,7 @@ pub enum TrialKind {
 pub trait Observer {
     /// A model is about to be loaded.
     fn loading(&mut self, _model: &str) {}
-    /// A point's trials are about to run.
+    /// A point's trials are about to run (once per engine of an interleaved setting).
     fn measuring(&mut self, _point: &RunPoint) {}
     /// A trial ended.
     fn trial(&mut self, _point: &RunPoint, _kind: TrialKind, _metrics: &TrialMetrics) {}
@@ -97,6 +100,18 @@ pub struct Silent;
 
 impl Observer for Silent {}
 
+/// A model as the engines of a session have it.
+struct LoadedForEngines {
+    spec: String,
+    /// Its directory and tokenizer (prompts are built once, for every engine).
+    prompter: Result<(PathBuf, Option<u64>), String>,
+    tokenizer: Option<Tokenizer>,
+    /// mlxbench's own, when a point of this model runs on it.
+    ours: Option<Result<PreparedModel, String>>,
+    /// Whether the mlx-lm engine loaded it, when a point of this model runs there.
+    mlx_lm: Option<Result<(), String>>,
+}
+
 /// Runs points with one set of settings, in one context.
 pub struct Session<'o> {
     settings: Settings,
@@ -105,59 +120,214 @@ pub struct Session<'o> {
     peak_gbps: Option<f64>,
     observer: &'o mut dyn Observer,
     trials_done: usize,
+    /// The mlx-lm engine, started on first use.
+    mlx_lm: Option<Result<MlxLmProcess, String>>,
 }
 
 impl<'o> Session<'o> {
     pub fn new(settings: Settings, context: RunContext, peak_gbps: Option<f64>, observer: &'o mut dyn Observer) -> Self {
-        Self { settings, context, peak_gbps, observer, trials_done: 0 }
+        Self { settings, context, peak_gbps, observer, trials_done: 0, mlx_lm: None }
     }
 
-    /// Every point in order, each model loaded once for a run of consecutive points that use it
-    /// (and freed before the next is loaded). Ends early only when the observer fails.
+    /// Every point in order. Consecutive points of one model share its loads (freed before the
+    /// next model loads); consecutive points that differ only in their engine are measured
+    /// together, trial by trial. Ends early only when the observer fails or the measuring thread
+    /// cannot be pinned.
     pub fn run(&mut self, points: &[RunPoint]) -> Result<Vec<RunRecord>> {
-        let mut records = Vec::with_capacity(points.len());
-        let mut current: Option<(String, Result<PreparedModel, String>)> = None;
-        for point in points {
-            if current.as_ref().is_none_or(|(model, _)| model != &point.model) {
-                drop(current.take()); // free the previous model before loading the next
-                self.observer.loading(&point.model);
-                current = Some((point.model.clone(), guarded(|| PreparedModel::load(&point.model))));
+        if let Some(core) = self.settings.pin_cpu {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                return Err(Error::InvalidOption(format!("--pin-cpu {core}: this thread cannot be pinned to that core")));
             }
-            let (_, model) = current.as_ref().expect("set above");
-            records.push(self.measure(model, point));
-            self.observer.finished(&records)?;
+        }
+        let mut records = Vec::with_capacity(points.len());
+        let mut model: Option<LoadedForEngines> = None;
+        let mut start = 0;
+        while start < points.len() {
+            let first = &points[start];
+            let end = start + points[start..].iter().take_while(|p| p.same_setting(first)).count();
+            if model.as_ref().is_none_or(|m| m.spec != first.model) {
+                drop(model.take()); // free the previous model before loading the next
+                let engines: Vec<Engine> = points[start..].iter().take_while(|p| p.model == first.model).map(|p| p.engine).collect();
+                model = Some(self.load(&first.model, &engines));
+            }
+            let loaded = model.as_ref().expect("loaded above");
+            for record in self.measure_setting(loaded, &points[start..end]) {
+                records.push(record);
+                self.observer.finished(&records)?;
+            }
+            start = end;
         }
         Ok(records)
     }
 
-    /// The record of one point on `model` (or on the message it failed to load with).
+    /// Loads `spec` for each engine in `engines`.
+    fn load(&mut self, spec: &str, engines: &[Engine]) -> LoadedForEngines {
+        self.observer.loading(spec);
+        let ours = engines.contains(&Engine::Mlxbench).then(|| guarded(|| PreparedModel::load(spec)));
+        let (prompter, tokenizer) = match &ours {
+            Some(Ok(model)) => (Ok((model.dir.clone(), model.weight_bytes)), None),
+            _ => match guarded(|| {
+                let dir = hub::resolve(spec)?;
+                let tokenizer = Tokenizer::from_dir(&dir)?;
+                Ok((dir, tokenizer))
+            }) {
+                Ok((dir, tokenizer)) => {
+                    let bytes = weight_bytes(&dir);
+                    (Ok((dir, bytes)), Some(tokenizer))
+                }
+                Err(message) => (Err(message), None),
+            },
+        };
+        let mlx_lm = engines.contains(&Engine::MlxLm).then(|| {
+            let dir = prompter.as_ref().map_err(Clone::clone)?.0.clone();
+            self.mlx_lm_process()?.load(&dir)
+        });
+        LoadedForEngines { spec: spec.to_string(), prompter, tokenizer, ours, mlx_lm }
+    }
+
+    /// The mlx-lm engine, started on first use; its start-up error, once, for every later use.
+    fn mlx_lm_process(&mut self) -> Result<&mut MlxLmProcess, String> {
+        let (python, device) = (&self.settings.python, self.settings.device);
+        self.mlx_lm.get_or_insert_with(|| MlxLmProcess::start(python, device)).as_mut().map_err(|e| e.clone())
+    }
+
+    /// The record of one point on `model` (or on the message it failed to load with), with
+    /// mlxbench's engine.
     pub fn measure(&mut self, model: &Result<PreparedModel, String>, point: &RunPoint) -> RunRecord {
         self.observer.measuring(point);
         let (outcome, weight_bytes) = match model {
-            Ok(model) => (guarded(|| self.trials(model, point)), model.weight_bytes),
+            Ok(model) => (guarded(|| self.own_trials(model, point)), model.weight_bytes),
             Err(message) => (Err(message.clone()), None),
         };
         RunRecord::new(point.clone(), self.context.clone(), outcome, weight_bytes, self.peak_gbps)
     }
 
-    /// The warmup trials, then the measured ones, of `point`.
-    fn trials(&mut self, model: &PreparedModel, point: &RunPoint) -> Result<Vec<TrialMetrics>> {
-        let s = &self.settings;
-        let prompt = model.prompts(s.prompt_kind, point.depth + point.n_prompt, point.batch, s.seed)?;
-        let options = s.generate_options(point);
-        let kinds = std::iter::repeat_n(TrialKind::Warmup, s.warmup).chain(std::iter::repeat_n(TrialKind::Measured, s.repeats));
-        let mut measured = Vec::with_capacity(s.repeats);
-        for kind in kinds {
-            if self.trials_done > 0 && !self.settings.delay.is_zero() {
-                std::thread::sleep(self.settings.delay);
+    /// The warmup trials, then the measured ones, of `point` on mlxbench's engine alone.
+    fn own_trials(&mut self, model: &PreparedModel, point: &RunPoint) -> Result<Vec<TrialMetrics>> {
+        let prompt = model.prompts(self.settings.prompt_kind, point.depth + point.n_prompt, point.batch, self.settings.seed)?;
+        let mut trials = self.interleaved(&[point.clone()], &prompt, &mut |_, session, point, prompt| {
+            session.own_trial(model, point, prompt)
+        });
+        trials.pop().expect("one engine").map_err(Error::InvalidOption)
+    }
+
+    /// One setting on each of its engines (`points` differ only in their engine).
+    fn measure_setting(&mut self, model: &LoadedForEngines, points: &[RunPoint]) -> Vec<RunRecord> {
+        for point in points {
+            self.observer.measuring(point);
+        }
+        let first = &points[0];
+        let prompt = match &model.prompter {
+            Err(message) => Err(message.clone()),
+            Ok(_) => {
+                let tokenizer = match (&model.ours, &model.tokenizer) {
+                    (Some(Ok(ours)), _) => &ours.tokenizer,
+                    (_, Some(tokenizer)) => tokenizer,
+                    _ => unreachable!("a prompter comes with a tokenizer"),
+                };
+                let s = &self.settings;
+                guarded(|| build_prompts(tokenizer, s.prompt_kind, first.depth + first.n_prompt, first.batch, s.seed))
             }
-            self.trials_done += 1;
-            let metrics = run_trial(model.loaded.model.as_ref(), &prompt, point.depth, &options)?.metrics;
-            self.observer.trial(point, kind, &metrics);
-            if kind == TrialKind::Measured {
-                measured.push(metrics);
+        };
+        let outcomes = match &prompt {
+            Err(message) => points.iter().map(|_| Err(message.clone())).collect(),
+            Ok(prompt) => self.interleaved(points, prompt, &mut |engine, session, point, prompt| match engine {
+                Engine::Mlxbench => match &model.ours {
+                    Some(Ok(ours)) => session.own_trial(ours, point, prompt),
+                    Some(Err(message)) => Err(message.clone()),
+                    None => unreachable!("loaded for every engine its points use"),
+                },
+                Engine::MlxLm => match &model.mlx_lm {
+                    Some(Ok(())) => session.mlx_lm_trial(point, prompt),
+                    Some(Err(message)) => Err(message.clone()),
+                    None => unreachable!("loaded for every engine its points use"),
+                },
+            }),
+        };
+        let weight_bytes = model.prompter.as_ref().ok().and_then(|(_, bytes)| *bytes);
+        points
+            .iter()
+            .zip(outcomes)
+            .map(|(point, outcome)| RunRecord::new(point.clone(), self.context.clone(), outcome, weight_bytes, self.peak_gbps))
+            .collect()
+    }
+
+    /// The warmup trials, then the measured ones, of each point, engines taking turns trial by
+    /// trial; an engine that fails is dropped and the others go on.
+    fn interleaved(
+        &mut self,
+        points: &[RunPoint],
+        prompt: &Tokens,
+        trial: &mut dyn FnMut(Engine, &mut Self, &RunPoint, &Tokens) -> Result<TrialMetrics, String>,
+    ) -> Vec<Result<Vec<TrialMetrics>, String>> {
+        let mut outcomes: Vec<Result<Vec<TrialMetrics>, String>> = points.iter().map(|_| Ok(Vec::new())).collect();
+        for _ in 0..self.settings.warmup {
+            for (point, outcome) in points.iter().zip(&mut outcomes) {
+                if outcome.is_ok() {
+                    match self.one_trial(point, prompt, trial) {
+                        Ok(metrics) => self.observer.trial(point, TrialKind::Warmup, &metrics),
+                        Err(message) => *outcome = Err(message),
+                    }
+                }
             }
         }
-        Ok(measured)
+        let start = Instant::now();
+        loop {
+            let mut ran = false;
+            for (point, outcome) in points.iter().zip(&mut outcomes) {
+                let Ok(trials) = outcome else { continue };
+                let summaries = MetricSummaries::of(trials);
+                if self.settings.repeats.done(trials.len(), summaries.precision_metric(), start.elapsed()) {
+                    continue;
+                }
+                ran = true;
+                match self.one_trial(point, prompt, trial) {
+                    Ok(metrics) => {
+                        self.observer.trial(point, TrialKind::Measured, &metrics);
+                        trials.push(metrics);
+                    }
+                    Err(message) => *outcome = Err(message),
+                }
+            }
+            if !ran {
+                return outcomes;
+            }
+        }
+    }
+
+    /// One guarded trial of `point`, after the delay between trials.
+    fn one_trial(
+        &mut self,
+        point: &RunPoint,
+        prompt: &Tokens,
+        trial: &mut dyn FnMut(Engine, &mut Self, &RunPoint, &Tokens) -> Result<TrialMetrics, String>,
+    ) -> Result<TrialMetrics, String> {
+        if self.trials_done > 0 && !self.settings.delay.is_zero() {
+            std::thread::sleep(self.settings.delay);
+        }
+        self.trials_done += 1;
+        match catch_unwind(AssertUnwindSafe(|| trial(point.engine, self, point, prompt))) {
+            Ok(outcome) => outcome,
+            Err(panic) => Err(guarded::<()>(|| std::panic::resume_unwind(panic)).unwrap_err()),
+        }
+    }
+
+    fn protocol(&self) -> TrialProtocol {
+        TrialProtocol { clear_buffer_cache: self.settings.clear_buffer_cache }
+    }
+
+    /// One trial on mlxbench's engine.
+    fn own_trial(&mut self, model: &PreparedModel, point: &RunPoint, prompt: &Tokens) -> Result<TrialMetrics, String> {
+        let options = self.settings.generate_options(point);
+        let protocol = self.protocol();
+        guarded(|| Ok(run_trial(model.loaded.model.as_ref(), prompt, point.depth, &options, protocol)?.metrics))
+    }
+
+    /// One trial on the mlx-lm engine.
+    fn mlx_lm_trial(&mut self, point: &RunPoint, prompt: &Tokens) -> Result<TrialMetrics, String> {
+        let options = self.settings.generate_options(point);
+        let clear = self.settings.clear_buffer_cache;
+        let trial = self.mlx_lm_process()?.trial(prompt, point.depth, &options, clear)?;
+        Ok(TrialMetrics::from_timings(&trial.timings, trial.memory))
     }
 }

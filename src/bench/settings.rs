@@ -5,10 +5,60 @@ use std::time::Duration;
 use super::plan::RunPoint;
 use crate::{
     cache::KvCacheOptions,
+    device::DeviceKind,
     error::{Error, Result},
     generate::{GenerateOptions, Sampling},
     prompt::PromptKind,
 };
+
+/// How many measured trials a point gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Repeats {
+    /// Exactly this many.
+    Fixed(usize),
+    /// Until the 95% interval of the median decode rate (the robust one; the prompt rate when
+    /// nothing is decoded) is within `target` of it (a fraction: 0.02 is ±2%), with at least
+    /// `min` trials, and at most `max` trials or `max_time` per point and engine.
+    Auto { target: f64, min: usize, max: usize, max_time: Duration },
+}
+
+impl Repeats {
+    /// Fewest trials with which a 95% interval of the median exists.
+    pub const AUTO_MIN: usize = 6;
+    /// Most trials `auto` runs.
+    pub const AUTO_MAX: usize = 1000;
+
+    /// `auto` with a target in percent and a time budget in seconds, checked.
+    pub fn auto(target_pct: f64, max_time_secs: f64) -> Result<Self> {
+        if !(target_pct > 0.0 && target_pct.is_finite()) {
+            return Err(Error::InvalidOption(format!("--target-ci {target_pct}: must be a percentage > 0")));
+        }
+        let max_time = Duration::try_from_secs_f64(max_time_secs)
+            .map_err(|_| Error::InvalidOption(format!("--max-time {max_time_secs}: must be a number of seconds >= 0")))?;
+        Ok(Repeats::Auto { target: target_pct / 100.0, min: Self::AUTO_MIN, max: Self::AUTO_MAX, max_time })
+    }
+
+    /// Whether a point with `measured` (its precision metric over the trials so far) after
+    /// `elapsed` of measuring is done.
+    pub fn done(&self, measured: usize, precision: Option<&crate::measure::Summary>, elapsed: Duration) -> bool {
+        match *self {
+            Repeats::Fixed(n) => measured >= n,
+            Repeats::Auto { target, min, max, max_time } => {
+                measured >= max
+                    || (measured >= min
+                        && (elapsed >= max_time || precision.and_then(|s| s.relative_ci_half_width()).is_some_and(|w| w <= target)))
+            }
+        }
+    }
+
+    /// The most measured trials a point can get (for progress bars and the report's context).
+    pub fn most(&self) -> usize {
+        match *self {
+            Repeats::Fixed(n) => n,
+            Repeats::Auto { max, .. } => max,
+        }
+    }
+}
 
 /// How every point of a plan is measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,7 +66,7 @@ pub struct Settings {
     /// Unmeasured trials before the measured ones (kernels compile and caches warm on first use).
     pub warmup: usize,
     /// Measured trials per point.
-    pub repeats: usize,
+    pub repeats: Repeats,
     /// Pause before each trial after the first (lets a Mac cool down).
     pub delay: Duration,
     pub prompt_kind: PromptKind,
@@ -26,18 +76,30 @@ pub struct Settings {
     pub prefill_step_size: usize,
     /// KV-cache options; `kv_bits` is the point's, not taken from here.
     pub kv: KvCacheOptions,
+    /// Empty MLX's buffer cache before each trial (mlx-lm's benchmark does not).
+    pub clear_buffer_cache: bool,
+    /// Pin the measuring thread to this CPU core.
+    pub pin_cpu: Option<usize>,
+    /// The Python that runs the mlx-lm engine.
+    pub python: String,
+    /// The device the engines run on.
+    pub device: DeviceKind,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             warmup: 1,
-            repeats: 3,
+            repeats: Repeats::Fixed(3),
             delay: Duration::ZERO,
             prompt_kind: PromptKind::Text,
             seed: 0,
             prefill_step_size: 2048,
             kv: KvCacheOptions::default(),
+            clear_buffer_cache: true,
+            pin_cpu: None,
+            python: "python3".into(),
+            device: DeviceKind::Cpu,
         }
     }
 }
@@ -49,9 +111,9 @@ impl Settings {
             .map_err(|_| Error::InvalidOption(format!("--delay {seconds}: must be a number of seconds >= 0")))
     }
 
-    /// Trials per point, warmup included.
+    /// Trials per point and engine at most, warmup included.
     pub fn trials_per_point(&self) -> usize {
-        self.warmup + self.repeats
+        self.warmup + self.repeats.most()
     }
 
     /// What a generation at `point` is asked to do: greedy, `n_generate` tokens, never stopping

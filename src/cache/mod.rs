@@ -8,7 +8,7 @@ mod rotating;
 use mlx_rs::{
     ops::{
         concatenate,
-        indexing::{TryIndexMutOp, TryIndexOp},
+        indexing::TryIndexOp,
         logical_and,
     },
     Array,
@@ -197,10 +197,39 @@ pub(crate) fn seq_slice(x: &Array, start: i32, stop: i32) -> Result<Array> {
     Ok(x.try_index((.., .., start..stop))?)
 }
 
-/// `dst[..., start:start+len, :] = src` along the sequence axis.
+/// `dst[..., start:start+len, :] = src` along the sequence axis of `[B, H, L, D]` arrays, as one
+/// MLX `slice_update` (what mlx-lm's `keys[..., a:b, :] = k` builds). mlx-rs's index assignment
+/// wraps it in two reshapes, extra graph nodes on every layer of every decode step.
 pub(crate) fn seq_write(dst: &mut Array, src: &Array, start: i32) -> Result<()> {
-    let stop = start + src.dim(2);
-    dst.try_index_mut((.., .., start..stop), src)?;
+    let shape = dst.shape();
+    let (starts, stops, strides) = ([0, 0, start, 0], [shape[0], shape[1], start + src.dim(2), shape[3]], [1; 4]);
+    let stream = mlx_rs::Stream::thread_local_or_default();
+    // SAFETY: mlx-c's out-parameter convention: `updated` is a fresh handle that mlx_slice_update
+    // fills; on success it is handed to an `Array`, which frees it, and on failure freed here.
+    unsafe {
+        let mut updated = mlx_sys::mlx_array_new();
+        let status = mlx_sys::mlx_slice_update(
+            &mut updated,
+            dst.as_ptr(),
+            src.as_ptr(),
+            starts.as_ptr(),
+            starts.len(),
+            stops.as_ptr(),
+            stops.len(),
+            strides.as_ptr(),
+            strides.len(),
+            stream.as_ptr(),
+        );
+        if status != 0 {
+            mlx_sys::mlx_array_free(updated);
+            return Err(Error::InvalidOption(format!(
+                "MLX could not write {:?} into the cache {:?} at token {start}",
+                src.shape(),
+                shape
+            )));
+        }
+        *dst = Array::from_ptr(updated);
+    }
     Ok(())
 }
 

@@ -1,10 +1,16 @@
-//! `mlxbench compare`: the regression gate over two Criterion baselines (`mlxbench::gate`).
+//! `mlxbench compare`: the regression gate over two Criterion baselines, or over two builds run
+//! in alternating blocks (`--interleave`; `mlxbench::gate`).
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use mlxbench::{
-    gate,
+    gate::{
+        self,
+        interleave::{block_order, compare_blocks, run_block, Build, DEFAULT_BLOCKS},
+        Comparison,
+    },
     report::{Format, Printable},
 };
 
@@ -18,11 +24,25 @@ const FORMATS: &[Format] = &[Format::Table, Format::Json, Format::Md];
 `cargo bench` then `mlxbench compare --baseline main`.\n\n\
 A metric regresses when the whole 95% bootstrap interval of its change (time; tokens/s is the \
 same event) or the whole range of its change (peak memory) lies above +threshold: worse by more \
-than the threshold, with confidence.")]
+than the threshold, with confidence.\n\n\
+On a machine whose speed drifts between runs (a shared GPU host), compare two builds in one job \
+instead: `mlxbench compare --interleave OLD_BIN NEW_BIN -- --model M -p 512 -n 128` runs \
+`OLD_BIN run ...` and `NEW_BIN run ...` in alternating blocks (old, new, new, old, ...) and judges \
+each configuration's decode, prefill and TTFT times and peak memory on the blocks' medians.")]
 pub struct CompareArgs {
     /// The saved baseline to compare against (`cargo bench -- --save-baseline NAME`).
-    #[arg(long)]
-    baseline: String,
+    #[arg(long, required_unless_present = "interleave")]
+    baseline: Option<String>,
+    /// Instead of Criterion baselines: the old and the new mlxbench binary, run in alternating
+    /// blocks with the `run` arguments given after `--`.
+    #[arg(long, num_args = 2, value_names = ["OLD_BIN", "NEW_BIN"], conflicts_with_all = ["baseline", "against", "criterion_dir"])]
+    interleave: Option<Vec<PathBuf>>,
+    /// With --interleave: blocks per build.
+    #[arg(long, default_value_t = DEFAULT_BLOCKS as u64, value_parser = clap::value_parser!(u64).range(2..=1000), requires = "interleave")]
+    blocks: u64,
+    /// With --interleave: the arguments of `mlxbench run` (after `--`).
+    #[arg(last = true, requires = "interleave")]
+    run_args: Vec<String>,
     /// The run to check: Criterion's latest (`new`) or another saved baseline.
     #[arg(long, default_value = gate::DEFAULT_AGAINST)]
     against: String,
@@ -42,9 +62,42 @@ pub struct CompareArgs {
 
 /// Runs the gate; `Ok(false)` when it fails.
 pub fn run(args: &CompareArgs) -> Result<bool> {
-    let dir = args.criterion_dir.clone().unwrap_or_else(gate::criterion_output_dir);
-    let comparison = gate::compare(&dir, &args.baseline, &args.against, args.threshold, args.strict)?;
+    let comparison = match (&args.interleave, &args.baseline) {
+        (Some(bins), _) => interleaved(&bins[0], &bins[1], args)?,
+        (None, Some(baseline)) => {
+            let dir = args.criterion_dir.clone().unwrap_or_else(gate::criterion_output_dir);
+            gate::compare(&dir, baseline, &args.against, args.threshold, args.strict)?
+        }
+        (None, None) => unreachable!("clap requires --baseline or --interleave"),
+    };
     print!("{}", comparison.render(args.format)?);
     Ok(!comparison.failed())
+}
+
+/// Runs `old` and `new` in alternating blocks and compares them.
+fn interleaved(old: &PathBuf, new: &PathBuf, args: &CompareArgs) -> Result<Comparison> {
+    if args.run_args.is_empty() {
+        anyhow::bail!("--interleave needs the arguments of `mlxbench run` after `--`, e.g. -- --model M -p 512 -n 128");
+    }
+    let order = block_order(args.blocks as usize);
+    let bar = ProgressBar::new(order.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} blocks {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut old_blocks, mut new_blocks) = (Vec::new(), Vec::new());
+    for build in order {
+        let (bin, blocks, name) = match build {
+            Build::Old => (old, &mut old_blocks, "old"),
+            Build::New => (new, &mut new_blocks, "new"),
+        };
+        bar.set_message(format!("{name}: {}", bin.display()));
+        blocks.push(run_block(bin, &args.run_args)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut comparison = compare_blocks(&old_blocks, &new_blocks, ("old", "new"), args.threshold)?;
+    comparison.notes.insert(0, format!("old = {}, new = {}", old.display(), new.display()));
+    Ok(comparison)
 }
 

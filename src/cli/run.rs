@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlxbench::{
-    bench::{Axes, Observer, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind},
+    bench::{Axes, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind},
     device::{self, DeviceKind},
     hwinfo,
     measure::TrialMetrics,
@@ -38,9 +38,16 @@ pub struct RunArgs {
     /// Tokens to generate per sequence (comma list).
     #[arg(long, short = 'n', value_delimiter = ',', default_value = "100", value_parser = clap::value_parser!(u64).range(1..))]
     n_generate: Vec<u64>,
-    /// Measured trials per configuration.
-    #[arg(long, short, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    repeats: u64,
+    /// Measured trials per configuration, or `auto`: trials until the 95% interval of the median
+    /// decode rate is within --target-ci (at least 6, at most --max-time).
+    #[arg(long, short, default_value = "3", value_parser = repeats_arg)]
+    repeats: RepeatsArg,
+    /// With --repeats auto: the median decode rate's 95% interval must be within ± this percent.
+    #[arg(long, default_value_t = 2.0)]
+    target_ci: f64,
+    /// With --repeats auto: seconds of measured trials per configuration at most (all engines).
+    #[arg(long, default_value_t = 120.0)]
+    max_time: f64,
     /// Unmeasured trials before the measured ones (kernels compile and caches warm on first use).
     #[arg(long, default_value_t = 1)]
     warmup: u64,
@@ -67,6 +74,19 @@ pub struct RunArgs {
     /// Device to run on (default: gpu when this MLX has one, else cpu).
     #[arg(long, value_parser = choice::<DeviceKind>())]
     device: Option<DeviceKind>,
+    /// Engines to measure each configuration on (comma list); several take turns trial by trial,
+    /// and the table shows mlxbench ÷ mlx-lm with its interval.
+    #[arg(long = "engine", value_delimiter = ',', default_value = "mlxbench", value_parser = choice::<Engine>())]
+    engines: Vec<Engine>,
+    /// The Python with mlx-lm (and MLX 0.32.2) that runs the mlx-lm engine.
+    #[arg(long, env = "MLXBENCH_PYTHON", default_value = "python3")]
+    python: String,
+    /// Pin the measuring thread to this CPU core.
+    #[arg(long)]
+    pin_cpu: Option<usize>,
+    /// Keep MLX's buffer cache between trials instead of emptying it before each one.
+    #[arg(long)]
+    keep_buffer_cache: bool,
     /// Seed of random prompts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -95,19 +115,44 @@ impl RunArgs {
             depth: to_usize(&self.depth),
             n_prompt: to_usize(&self.n_prompt),
             n_generate: to_usize(&self.n_generate),
+            engines: self.engines.clone(),
         }
     }
 
-    fn settings(&self) -> Result<Settings> {
+    fn settings(&self, device: DeviceKind) -> Result<Settings> {
         Ok(Settings {
             warmup: self.warmup as usize,
-            repeats: self.repeats as usize,
+            repeats: match self.repeats {
+                RepeatsArg::Fixed(n) => Repeats::Fixed(n),
+                RepeatsArg::Auto => Repeats::auto(self.target_ci, self.max_time)?,
+            },
             delay: Settings::delay_from_secs(self.delay)?,
             prompt_kind: self.prompt_kind,
             seed: self.seed,
             prefill_step_size: self.prefill_step_size as usize,
             kv: self.kv.options(None),
+            clear_buffer_cache: !self.keep_buffer_cache,
+            pin_cpu: self.pin_cpu,
+            python: self.python.clone(),
+            device,
         })
+    }
+}
+
+/// `--repeats`: a number of trials or `auto`.
+#[derive(Debug, Clone, Copy)]
+enum RepeatsArg {
+    Fixed(usize),
+    Auto,
+}
+
+fn repeats_arg(s: &str) -> Result<RepeatsArg, String> {
+    match s.trim() {
+        "auto" => Ok(RepeatsArg::Auto),
+        n => match n.parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(RepeatsArg::Fixed(n)),
+            _ => Err(format!("{n:?} is not a number of trials from 1 to 10000, or auto")),
+        },
     }
 }
 
@@ -170,6 +215,31 @@ impl Observer for Progress {
     }
 }
 
+/// One warning line per configuration whose decode rate stayed less precise than `target`.
+fn warn_imprecise(records: &[RunRecord], target: f64) {
+    for r in records {
+        let Some(summary) = r.summary.as_ref().and_then(|s| s.precision_metric()) else { continue };
+        let width = summary.relative_ci_half_width();
+        if width.is_none_or(|w| w > target) {
+            let p = &r.point;
+            eprintln!(
+                "warning: {} ({}, kv {}, p{} g{} b{} d{}): the median rate's 95% interval is {} after {} trials, \
+                 wider than ±{:.1}%: this machine is noisy (more --max-time, or fewer other loads)",
+                p.model,
+                p.engine,
+                p.kv_bits.map_or("none".into(), |b| b.to_string()),
+                p.n_prompt,
+                p.n_generate,
+                p.batch,
+                p.depth,
+                width.map_or("undefined".into(), |w| format!("±{:.1}%", w * 100.0)),
+                summary.samples.len(),
+                target * 100.0
+            );
+        }
+    }
+}
+
 fn default_output() -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     PathBuf::from("results").join(format!("run-{stamp}.csv"))
@@ -178,9 +248,10 @@ fn default_output() -> PathBuf {
 /// Runs the sweep; `Ok(false)` when some configuration failed or is unsupported.
 pub fn run(args: RunArgs) -> Result<bool> {
     super::warn_debug_build();
-    let settings = args.settings()?;
+    let device_kind = args.device.unwrap_or_else(device::default_kind);
+    let settings = args.settings(device_kind)?;
     let points = args.axes().expand()?;
-    let info = device::select(args.device.unwrap_or_else(device::default_kind))?;
+    let info = device::select(device_kind)?;
     let hardware = hwinfo::detect();
     let file = match (&args.output, args.no_save) {
         (_, true) => None,
@@ -197,6 +268,10 @@ pub fn run(args: RunArgs) -> Result<bool> {
         }
     }
     let trials_per_point = settings.trials_per_point() as u64;
+    let target = match settings.repeats {
+        Repeats::Auto { target, .. } => Some(target),
+        Repeats::Fixed(_) => None,
+    };
     let bar = ProgressBar::new(points.len() as u64 * trials_per_point);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials {msg}")
@@ -210,6 +285,9 @@ pub fn run(args: RunArgs) -> Result<bool> {
     print!("{}", records.render(args.format)?);
     if let Some(file) = &progress.file {
         eprintln!("results: {}", file.path().display());
+    }
+    if let Some(target) = target {
+        warn_imprecise(&records, target);
     }
     let bad = records.iter().filter(|r| r.status != Status::Ok).count();
     if bad > 0 {

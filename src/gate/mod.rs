@@ -36,6 +36,7 @@
 //! that no benchmark has (the message lists those that exist), or an unreadable or corrupt file
 //! (the message names it).
 mod criterion;
+pub mod interleave;
 mod memory;
 mod print;
 
@@ -333,15 +334,21 @@ impl Side<'_> {
     fn time_row(&self, id: &str, base: &Run, now: &Run, notes: &mut Vec<String>) -> Result<Row, CompareError> {
         let base_ns = load_sample(&base.folder)?.per_iteration_ns();
         let now_ns = load_sample(&now.folder)?.per_iteration_ns();
-        let (base_mean, now_mean) = (stats::mean(&base_ns), stats::mean(&now_ns));
-        let interval = stats::relative_change_interval(&base_ns, &now_ns, stats::seed_for(id));
         if base.record.throughput != now.record.throughput {
             notes.push(format!(
                 "{id}: throughput differs ({}: {:?}, {}: {:?}); times compared as they are",
                 self.baseline, base.record.throughput, self.against, now.record.throughput
             ));
         }
-        let tokens_per_s = base.record.elements().zip(now.record.elements()).map(|(base_tokens, now_tokens)| {
+        Ok(self.time_row_of(id, &base_ns, &now_ns, base.record.elements().zip(now.record.elements())))
+    }
+
+    /// The time row of samples in nanoseconds per iteration: the change of the mean with its
+    /// bootstrap interval, and tokens/s beside it when the tokens per iteration are known.
+    fn time_row_of(&self, id: &str, base_ns: &[f64], now_ns: &[f64], tokens: Option<(u64, u64)>) -> Row {
+        let (base_mean, now_mean) = (stats::mean(base_ns), stats::mean(now_ns));
+        let interval = stats::relative_change_interval(base_ns, now_ns, stats::seed_for(id));
+        let tokens_per_s = tokens.map(|(base_tokens, now_tokens)| {
             // tps = tokens / time: its change mirrors the time change (and flips the interval).
             let mirror = |time_change: f64| 100.0 * (1.0 / (1.0 + time_change) - 1.0);
             TokensPerSecond {
@@ -354,9 +361,9 @@ impl Side<'_> {
                 ci_high_pct: mirror(interval.0),
             }
         });
-        let mut row = self.row(id, Metric::Time, (&base_ns, &now_ns), (base_mean, now_mean), interval);
+        let mut row = self.row(id, Metric::Time, (base_ns, now_ns), (base_mean, now_mean), interval);
         row.tokens_per_s = tokens_per_s;
-        Ok(row)
+        row
     }
 
     fn memory_row(
@@ -402,12 +409,17 @@ impl Side<'_> {
             }
         }
         let as_f64 = |record: &MemoryRecord| record.peak_memory_bytes.iter().map(|&b| b as f64).collect::<Vec<_>>();
-        let (base_bytes, now_bytes) = (as_f64(&base_memory), as_f64(&now_memory));
+        Some(self.memory_row_of(id, &as_f64(&base_memory), &as_f64(&now_memory)))
+    }
+
+    /// The peak-memory row of samples in bytes: the change of the median, with the range of
+    /// changes between samples.
+    fn memory_row_of(&self, id: &str, base_bytes: &[f64], now_bytes: &[f64]) -> Row {
         let min = |xs: &[f64]| xs.iter().copied().fold(f64::INFINITY, f64::min);
         let max = |xs: &[f64]| xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let (base_median, now_median) = (stats::median(&base_bytes), stats::median(&now_bytes));
-        let range = (min(&now_bytes) / max(&base_bytes) - 1.0, max(&now_bytes) / min(&base_bytes) - 1.0);
-        Some(self.row(id, Metric::PeakMemory, (&base_bytes, &now_bytes), (base_median, now_median), range))
+        let (base_median, now_median) = (stats::median(base_bytes), stats::median(now_bytes));
+        let range = (min(now_bytes) / max(base_bytes) - 1.0, max(now_bytes) / min(base_bytes) - 1.0);
+        self.row(id, Metric::PeakMemory, (base_bytes, now_bytes), (base_median, now_median), range)
     }
 
     /// A row whose value went from `values.0` to `values.1` over these samples, with `interval`

@@ -5,27 +5,48 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::Summary;
+use super::stats::{percentile, sorted, Summary};
 
 /// Host-side timestamps of one trial, each measured from the moment the prompt's tokens are on
 /// the device (`t = 0`), and the shape of what was run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrialTimings {
     /// Sequences run together.
     pub batch: usize,
+    /// Tokens already in the cache before the prompt (`--depth`, untimed).
+    pub n_context: usize,
     /// Prompt tokens per sequence (not counting context already in the cache).
     pub n_prompt: usize,
     /// Prompt tokens per sequence run by the prefill phase: all but the last one, which the first
     /// decode step runs (as in mlx-lm).
     pub n_prefill: usize,
-    /// Tokens generated per sequence.
-    pub n_generated: usize,
     /// When the prefill's last chunk was evaluated (cache filled).
     pub prefill_done: Duration,
-    /// When the first generated token was on the host.
-    pub first_token: Duration,
-    /// When the last generated token was on the host.
-    pub last_token: Duration,
+    /// When each generated token (one per sequence) was on the host, in order.
+    pub token_times: Vec<Duration>,
+}
+
+impl TrialTimings {
+    /// Tokens generated per sequence.
+    pub fn n_generated(&self) -> usize {
+        self.token_times.len()
+    }
+
+    /// When the first token was on the host (the prefill's end if there is none).
+    pub fn first_token(&self) -> Duration {
+        self.token_times.first().copied().unwrap_or(self.prefill_done)
+    }
+
+    /// When the last token was on the host (the prefill's end if there is none).
+    pub fn last_token(&self) -> Duration {
+        self.token_times.last().copied().unwrap_or(self.prefill_done)
+    }
+
+    /// Inter-token latencies: the gaps between consecutive tokens, from the first to the second
+    /// token on (the first token's own time is TTFT's).
+    pub fn inter_token_latencies(&self) -> Vec<Duration> {
+        self.token_times.windows(2).map(|w| w[1].saturating_sub(w[0])).collect()
+    }
 }
 
 /// MLX's memory counters at the end of a trial, whose peak window began at the trial's start.
@@ -41,38 +62,96 @@ pub struct TrialMemory {
     pub kv_cache_bytes: u64,
 }
 
-/// One trial's metrics.
+/// Generated tokens per decode-rate window ([`DecodeWindow`]).
+pub const DECODE_WINDOW: usize = 128;
+
+/// The decode rate over a window of consecutive inter-token latencies, and how much context the
+/// window's steps attended to: how decode slows as the cache grows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DecodeWindow {
+    /// Tokens the window's first step attended to (context + prompt + tokens generated so far).
+    pub context_tokens: usize,
+    /// Inter-token latencies in the window ([`DECODE_WINDOW`], fewer in the last one).
+    pub n_tokens: usize,
+    /// `batch × n_tokens / (sum of the window's latencies)`.
+    pub tps: f64,
+}
+
+/// One trial's metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialMetrics {
     /// Time to first token: prompt on the device -> first generated token on the host.
     pub ttft_ms: f64,
     /// `batch × prefill_tokens / prefill time`; `None` for a 1-token prompt (nothing to prefill).
     pub prompt_tps: Option<f64>,
     /// `batch × (generated − 1) / (first token -> last token)`; `None` with fewer than 2 tokens.
+    /// The same as `batch / mean inter-token latency`.
     pub generation_tps: Option<f64>,
     /// `(generated − 1) / (first token -> last token)`: the speed one sequence sees.
     pub generation_tps_per_sequence: Option<f64>,
     #[serde(flatten)]
     pub memory: TrialMemory,
+    /// `batch / median inter-token latency`: the decode rate a few long stalls do not move.
+    #[serde(default)]
+    pub generation_tps_robust: Option<f64>,
+    /// Percentiles of the inter-token latencies (ms), linearly interpolated ([`percentile`]).
+    #[serde(default)]
+    pub itl_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub itl_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub itl_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub itl_max_ms: Option<f64>,
+    /// The decode rate per window of [`DECODE_WINDOW`] generated tokens, in order.
+    #[serde(default)]
+    pub decode_windows: Vec<DecodeWindow>,
+    /// When each generated token was on the host, ms from `t = 0` (the first one is the TTFT).
+    #[serde(default)]
+    pub token_ms: Vec<f64>,
 }
 
 fn per_second(count: usize, time: Duration) -> Option<f64> {
     (count > 0 && !time.is_zero()).then(|| count as f64 / time.as_secs_f64())
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
 impl TrialMetrics {
     /// The metrics of a trial, so that the first token's time counts in exactly one of prefill
     /// throughput (no), TTFT (yes) and generation throughput (no).
     pub fn from_timings(t: &TrialTimings, memory: TrialMemory) -> Self {
-        let decode_time = t.last_token.saturating_sub(t.first_token);
-        let decoded = t.n_generated.saturating_sub(1);
+        let decode_time = t.last_token().saturating_sub(t.first_token());
+        let decoded = t.n_generated().saturating_sub(1);
         let per_sequence = per_second(decoded, decode_time);
+        let itl = t.inter_token_latencies();
+        let itl_ms = sorted(&itl.iter().copied().map(ms).collect::<Vec<_>>());
+        let itl_at = |p: f64| (!itl_ms.is_empty()).then(|| percentile(&itl_ms, p));
+        let batch = t.batch as f64;
+        let decode_windows = itl
+            .chunks(DECODE_WINDOW)
+            .enumerate()
+            .filter_map(|(k, window)| {
+                let tps = per_second(window.len(), window.iter().sum())? * batch;
+                let context_tokens = t.n_context + t.n_prompt + 1 + k * DECODE_WINDOW;
+                Some(DecodeWindow { context_tokens, n_tokens: window.len(), tps })
+            })
+            .collect();
         Self {
-            ttft_ms: t.first_token.as_secs_f64() * 1e3,
+            ttft_ms: ms(t.first_token()),
             prompt_tps: per_second(t.batch * t.n_prefill, t.prefill_done),
-            generation_tps: per_sequence.map(|tps| tps * t.batch as f64),
+            generation_tps: per_sequence.map(|tps| tps * batch),
             generation_tps_per_sequence: per_sequence,
             memory,
+            generation_tps_robust: itl_at(50.0).filter(|&p50| p50 > 0.0).map(|p50| batch * 1e3 / p50),
+            itl_p50_ms: itl_at(50.0),
+            itl_p90_ms: itl_at(90.0),
+            itl_p99_ms: itl_at(99.0),
+            itl_max_ms: itl_ms.last().copied(),
+            decode_windows,
+            token_ms: t.token_times.iter().copied().map(ms).collect(),
         }
     }
 }
@@ -86,6 +165,16 @@ pub struct MetricSummaries {
     pub generation_tps_per_sequence: Option<Summary>,
     pub peak_memory_bytes: Option<Summary>,
     pub kv_cache_bytes: Option<Summary>,
+    #[serde(default)]
+    pub generation_tps_robust: Option<Summary>,
+    #[serde(default)]
+    pub itl_p50_ms: Option<Summary>,
+    #[serde(default)]
+    pub itl_p90_ms: Option<Summary>,
+    #[serde(default)]
+    pub itl_p99_ms: Option<Summary>,
+    #[serde(default)]
+    pub itl_max_ms: Option<Summary>,
 }
 
 impl MetricSummaries {
@@ -100,7 +189,18 @@ impl MetricSummaries {
             generation_tps_per_sequence: of(&|t| t.generation_tps_per_sequence),
             peak_memory_bytes: of(&|t| Some(t.memory.peak_memory_bytes as f64)),
             kv_cache_bytes: of(&|t| Some(t.memory.kv_cache_bytes as f64)),
+            generation_tps_robust: of(&|t| t.generation_tps_robust),
+            itl_p50_ms: of(&|t| t.itl_p50_ms),
+            itl_p90_ms: of(&|t| t.itl_p90_ms),
+            itl_p99_ms: of(&|t| t.itl_p99_ms),
+            itl_max_ms: of(&|t| t.itl_max_ms),
         }
+    }
+
+    /// The rate that decides how precise a point is: the robust decode rate, else (with fewer
+    /// than two generated tokens) the prompt rate.
+    pub fn precision_metric(&self) -> Option<&Summary> {
+        self.generation_tps_robust.as_ref().or(self.prompt_tps.as_ref())
     }
 }
 

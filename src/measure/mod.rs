@@ -9,9 +9,9 @@ pub mod metrics;
 pub mod stats;
 mod trial;
 
-pub use metrics::{MetricSummaries, TrialMemory, TrialMetrics, TrialTimings};
+pub use metrics::{DecodeWindow, MetricSummaries, TrialMemory, TrialMetrics, TrialTimings, DECODE_WINDOW};
 pub use stats::Summary;
-pub use trial::{phase_prompt_len, prepare, run_trial, time_phase, PhaseSample, Trial};
+pub use trial::{phase_prompt_len, prepare, run_trial, time_phase, PhaseSample, Trial, TrialProtocol, INJECTED_DELAY_VAR};
 
 /// The phases the bench targets time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

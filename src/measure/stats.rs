@@ -19,6 +19,9 @@ pub struct Summary {
     pub median: f64,
     pub min: f64,
     pub max: f64,
+    /// The 95% confidence interval of the median ([`median_interval`]); `None` below 6 samples.
+    #[serde(default)]
+    pub median_ci95: Option<[f64; 2]>,
     pub samples: Vec<f64>,
 }
 
@@ -42,8 +45,16 @@ impl Summary {
             median: percentile(&sorted, 50.0),
             min: sorted[0],
             max: sorted[sorted.len() - 1],
+            median_ci95: median_interval(&sorted).map(|(low, high)| [low, high]),
             samples: samples.to_vec(),
         })
+    }
+
+    /// The half-width of the median's 95% interval relative to the median (0.02 is ±2%): the
+    /// larger of the distances from the median to either end. `None` without an interval.
+    pub fn relative_ci_half_width(&self) -> Option<f64> {
+        let [low, high] = self.median_ci95?;
+        (self.median != 0.0).then(|| (self.median - low).max(high - self.median) / self.median.abs())
     }
 }
 
@@ -70,6 +81,49 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The median: the middle value, or the mean of the two middle values. Panics on no values.
 pub fn median(xs: &[f64]) -> f64 {
     percentile(&sorted(xs), 50.0)
+}
+
+/// The distribution-free 95% confidence interval of the median of ascending values, from order
+/// statistics: `[x(k), x(n+1-k)]` (1-based ranks) with the largest `k` whose coverage
+/// `1 - 2·P(B <= k-1)`, `B ~ Binomial(n, 1/2)`, is still at least 95%. It assumes only independent
+/// samples; `None` below 6 samples, where even `[min, max]` covers less than 95%.
+pub fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
+    let n = sorted.len();
+    let tail = (1.0 - CONFIDENCE_LEVEL) / 2.0;
+    // P(B <= i) accumulated in log space, so large n does not underflow 0.5^n.
+    let ln_half = 0.5f64.ln();
+    let mut ln_pmf = n as f64 * ln_half; // P(B = 0)
+    let mut ln_cdf = ln_pmf;
+    if ln_cdf.exp() > tail {
+        return None;
+    }
+    let mut k = 1; // P(B <= k - 1) <= tail holds for this k
+    for i in 0..n / 2 {
+        ln_pmf += ((n - i) as f64).ln() - ((i + 1) as f64).ln(); // P(B = i + 1)
+        ln_cdf = ln_cdf.max(ln_pmf) + (1.0 + (-(ln_cdf - ln_pmf).abs()).exp()).ln();
+        if ln_cdf.exp() > tail {
+            break;
+        }
+        k = i + 2;
+    }
+    Some((sorted[k - 1], sorted[n - k]))
+}
+
+/// The 95% percentile-bootstrap interval of `median(a) / median(b)`: each of
+/// [`BOOTSTRAP_RESAMPLES`] rounds resamples both sets with replacement, independently. Seeded,
+/// so the same samples give the same interval.
+pub fn ratio_of_medians_interval(a: &[f64], b: &[f64], seed: u64) -> (f64, f64) {
+    let mut rng = SplitMix64::new(seed);
+    let mut resample = |xs: &[f64]| median(&(0..xs.len()).map(|_| xs[rng.below(xs.len())]).collect::<Vec<_>>());
+    let mut ratios: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            let top = resample(a);
+            top / resample(b)
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let tail = 50.0 * (1.0 - CONFIDENCE_LEVEL);
+    (percentile(&ratios, tail), percentile(&ratios, 100.0 - tail))
 }
 
 /// A seed derived from a benchmark id, so each row has its own stream and reruns agree.

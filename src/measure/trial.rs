@@ -1,7 +1,10 @@
 //! Trials: a generation observed from outside, the host clock taken at the boundaries where
 //! [`Generation`] has evaluated its work (prompt on the device, prefill done, each token on the
 //! host). Shared by `mlxbench run` (whole trials) and the Criterion benches (one phase).
-use std::time::Instant;
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use super::{
     metrics::{TrialMemory, TrialMetrics, TrialTimings},
@@ -15,22 +18,41 @@ use crate::{
     prompt::Tokens,
 };
 
+/// How a trial starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrialProtocol {
+    /// Empty MLX's buffer cache (freed buffers it keeps for reuse) before the trial, so each one
+    /// starts from the same allocator state. mlx-lm's benchmark does not.
+    pub clear_buffer_cache: bool,
+}
+
+impl Default for TrialProtocol {
+    fn default() -> Self {
+        Self { clear_buffer_cache: true }
+    }
+}
+
 /// A generation ready to be timed: a fresh KV cache holding the first `depth` tokens of
 /// `prompt` (untimed context), the rest of the prompt on the device, MLX's buffer cache emptied
-/// and its peak-memory window started.
+/// (unless the protocol keeps it) and its peak-memory window started.
 pub fn prepare<'m>(
     model: &'m dyn LanguageModel,
     prompt: &Tokens,
     depth: usize,
     options: &GenerateOptions,
+    protocol: TrialProtocol,
 ) -> Result<Generation<'m>> {
-    device::clear_cache()?;
+    if protocol.clear_buffer_cache {
+        device::clear_cache()?;
+    }
     let mut generation = Generation::new(model, prompt, options.clone())?;
     if depth > 0 {
         generation.prefill_context(depth)?;
     }
     generation.upload_prompt()?;
-    device::clear_cache()?;
+    if protocol.clear_buffer_cache {
+        device::clear_cache()?;
+    }
     device::reset_peak_memory()?;
     Ok(generation)
 }
@@ -56,38 +78,51 @@ pub struct Trial {
 
 /// One trial: `prompt` (`depth` context tokens, then the measured prompt) and `options.n_generate`
 /// generated tokens, with the timestamps and memory counters that define its metrics.
-pub fn run_trial(model: &dyn LanguageModel, prompt: &Tokens, depth: usize, options: &GenerateOptions) -> Result<Trial> {
-    let mut generation = prepare(model, prompt, depth, options)?;
+pub fn run_trial(
+    model: &dyn LanguageModel,
+    prompt: &Tokens,
+    depth: usize,
+    options: &GenerateOptions,
+    protocol: TrialProtocol,
+) -> Result<Trial> {
+    let mut generation = prepare(model, prompt, depth, options, protocol)?;
     let n_prompt = generation.pending_tokens();
+    let delay = injected_delay();
     let start = Instant::now();
     generation.prefill()?;
     let prefill_done = start.elapsed();
     let n_prefill = n_prompt - generation.pending_tokens();
-    let mut first_token = None;
-    let mut last_token = prefill_done;
+    let mut token_times = Vec::with_capacity(options.n_generate);
     let mut generated = Vec::with_capacity(options.n_generate);
     while let Some(step) = generation.next_token()? {
-        last_token = start.elapsed();
-        first_token.get_or_insert(last_token);
+        token_times.push(start.elapsed());
         generated.push(step.tokens);
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
     }
-    let timings = TrialTimings {
-        batch: prompt.batch(),
-        n_prompt,
-        n_prefill,
-        n_generated: generated.len(),
-        prefill_done,
-        first_token: first_token.unwrap_or(last_token),
-        last_token,
-    };
+    let timings = TrialTimings { batch: prompt.batch(), n_context: depth, n_prompt, n_prefill, prefill_done, token_times };
     let memory = memory_of(&generation)?;
-    Ok(Trial { timings, metrics: TrialMetrics::from_timings(&timings, memory), generated })
+    Ok(Trial { metrics: TrialMetrics::from_timings(&timings, memory), timings, generated })
+}
+
+/// The variable that slows every generated token down by that many microseconds: a deliberate,
+/// known regression for checking that the regression gate catches one. Never set it otherwise.
+pub const INJECTED_DELAY_VAR: &str = "MLXBENCH_TEST_DELAY_PER_TOKEN_US";
+
+/// The per-token delay [`INJECTED_DELAY_VAR`] asks for, read once per process.
+fn injected_delay() -> Option<Duration> {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    *DELAY.get_or_init(|| {
+        let micros: u64 = std::env::var(INJECTED_DELAY_VAR).ok()?.trim().parse().ok()?;
+        (micros > 0).then(|| Duration::from_micros(micros))
+    })
 }
 
 /// One timed phase for the bench targets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PhaseSample {
-    pub time: std::time::Duration,
+    pub time: Duration,
     /// MLX's peak memory from the start of the phase's trial (weights included).
     pub peak_memory_bytes: u64,
     pub kv_cache_bytes: u64,
@@ -119,7 +154,7 @@ pub fn time_phase(
         Phase::Decode => n_generate + 1,
     };
     let options = GenerateOptions { n_generate, ..options.clone() };
-    let mut generation = prepare(model, prompt, 0, &options)?;
+    let mut generation = prepare(model, prompt, 0, &options, TrialProtocol::default())?;
     let time = match phase {
         Phase::Prefill => {
             let start = Instant::now();
@@ -134,8 +169,13 @@ pub fn time_phase(
         Phase::Decode => {
             generation.next_token()?;
             device::reset_peak_memory()?;
+            let delay = injected_delay();
             let start = Instant::now();
-            while generation.next_token()?.is_some() {}
+            while generation.next_token()?.is_some() {
+                if let Some(delay) = delay {
+                    std::thread::sleep(delay);
+                }
+            }
             start.elapsed()
         }
     };

@@ -1,9 +1,13 @@
 //! Building blocks shared by every architecture. Linear and embedding layers are quantized in
 //! place: the same type holds float or MLX-quantized weights, chosen at load time by whether
 //! `<path>.scales` is in the weights (mlx-lm's rule), with per-layer parameters from the config.
+use std::cell::RefCell;
+
 use mlx_rs::{
+    error::Exception,
     fast,
-    ops::{dequantize, matmul, quantized_matmul},
+    ops::{dequantize, matmul, quantized_matmul, sigmoid},
+    transforms::compile::compile,
     Array,
 };
 
@@ -161,4 +165,21 @@ impl Rope {
             None => fast::rope(x, self.dims, self.traditional, self.base, self.scale, offset, None)?,
         })
     }
+}
+
+/// A compiled function of two arrays.
+type Compiled2 = Box<dyn for<'a> FnMut((&'a Array, &'a Array)) -> Result<Array, Exception>>;
+
+/// mlx-lm's SwiGLU activation, `silu(gate) · x`, as one shapeless compiled function made once
+/// per thread (mlx-lm compiles `swiglu` once per process). mlx-rs 0.33's `nn::silu` compiles a
+/// new closure on every call, so MLX would trace and compile it again for every layer of every
+/// token: on small models that host work was a large part of each decode step.
+pub fn swiglu(gate: &Array, x: &Array) -> Result<Array> {
+    thread_local! {
+        static SWIGLU: RefCell<Compiled2> = RefCell::new(Box::new(compile(
+            |(gate, x): (&Array, &Array)| gate.multiply(sigmoid(gate)?)?.multiply(x),
+            true,
+        )));
+    }
+    Ok(SWIGLU.with_borrow_mut(|swiglu| swiglu((gate, x)))?)
 }

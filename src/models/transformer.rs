@@ -3,12 +3,11 @@
 //! Architectures differ only in a [`DecoderSpec`]: biases, q/k norms, RoPE and tied embeddings.
 use mlx_rs::{
     fast::{self, ScaledDotProductAttentionMask},
-    nn::silu,
     ops::{arange, power, quantized_matmul, select, softmax_axis},
     Array, Dtype,
 };
 
-use super::layers::{Linear, RmsNorm, Rope, Weight};
+use super::layers::{swiglu, Linear, RmsNorm, Rope, Weight};
 use crate::{
     cache::{Fetched, KvCache, Mask, QuantizedTensor},
     config::{ModelConfig, QuantizationConfig, RopeScaling},
@@ -378,8 +377,7 @@ struct Mlp {
 
 impl Mlp {
     fn forward(&self, x: &Array) -> Result<Array> {
-        let gate = silu(self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&gate.multiply(self.up_proj.forward(x)?)?)
+        self.down_proj.forward(&swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?)
     }
 }
 

@@ -10,10 +10,13 @@ use serde::{Deserialize, Serialize};
 pub use file::{write_atomically, ResultsFile};
 
 use crate::{
-    bench::record::RunRecord,
+    bench::{
+        record::{engine_ratios, Ratio, RunRecord},
+        Engine,
+    },
     choice::choice,
     error::{Error, Result},
-    measure::{Summary, TrialMetrics},
+    measure::{stats::median, MetricSummaries, Summary, TrialMetrics},
     units::gigabytes,
 };
 
@@ -140,10 +143,24 @@ pub struct CsvRow {
     pub bandwidth_utilisation: Option<f64>,
     pub status: String,
     pub error: Option<String>,
+    /// `batch / median inter-token latency` of the trial, and its inter-token latency percentiles.
+    pub generation_tps_robust: Option<f64>,
+    pub itl_p50_ms: Option<f64>,
+    pub itl_p90_ms: Option<f64>,
+    pub itl_p99_ms: Option<f64>,
+    pub itl_max_ms: Option<f64>,
+    /// The trial's decode rate per window of generated tokens: `context:tps` pairs, `;`-separated
+    /// (context = tokens the window's first step attended to).
+    pub decode_windows: String,
+    pub engine: String,
+    /// The configuration's 95% interval of the median robust decode rate.
+    pub generation_tps_robust_ci_low: Option<f64>,
+    pub generation_tps_robust_ci_high: Option<f64>,
 }
 
 impl CsvRow {
     fn rows_of(record: &RunRecord) -> Vec<CsvRow> {
+        let robust_ci = record.summary.as_ref().and_then(|s| s.generation_tps_robust.as_ref()?.median_ci95);
         let row = |run: usize, trial: Option<&TrialMetrics>| CsvRow {
             run,
             prompt_tokens: record.point.n_prompt,
@@ -175,6 +192,17 @@ impl CsvRow {
             bandwidth_utilisation: record.bandwidth_utilisation,
             status: record.status.as_str().into(),
             error: record.error.clone(),
+            generation_tps_robust: trial.and_then(|t| t.generation_tps_robust),
+            itl_p50_ms: trial.and_then(|t| t.itl_p50_ms),
+            itl_p90_ms: trial.and_then(|t| t.itl_p90_ms),
+            itl_p99_ms: trial.and_then(|t| t.itl_p99_ms),
+            itl_max_ms: trial.and_then(|t| t.itl_max_ms),
+            decode_windows: trial.map_or_else(String::new, |t| {
+                t.decode_windows.iter().map(|w| format!("{}:{:.2}", w.context_tokens, w.tps)).collect::<Vec<_>>().join(";")
+            }),
+            engine: record.point.engine.to_string(),
+            generation_tps_robust_ci_low: robust_ci.map(|[low, _]| low),
+            generation_tps_robust_ci_high: robust_ci.map(|[_, high]| high),
         };
         if record.trials.is_empty() {
             vec![row(0, None)]
@@ -316,15 +344,24 @@ impl Printer<[RunRecord]> for Markdown {
         let mut text = String::new();
         if let Some(first) = records.first() {
             let c = &first.context;
+            let repeats = match c.target_ci_pct {
+                Some(pct) => format!("repeats until ±{pct}% (at most {})", c.repeats),
+                None => format!("{} repeats", c.repeats),
+            };
             text.push_str(&format!(
-                "mlxbench {} ({}) | MLX {} {} ({}) | {} | {} | {} warmup, {} repeats\n\n",
-                c.mlxbench_version, c.git_commit, c.mlx_version, c.backend, c.device, c.hardware, c.timestamp, c.warmup, c.repeats
+                "mlxbench {} ({}) | MLX {} {} ({}) | {} | {} | {} warmup, {repeats}\n\n",
+                c.mlxbench_version, c.git_commit, c.mlx_version, c.backend, c.device, c.hardware, c.timestamp, c.warmup
             ));
         }
-        text.push_str(
-            "| model | kv | batch | depth | prompt | prompt t/s | gen | gen t/s | TTFT ms | peak GB | KV GB | decode GB/s | status |\n\
-             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-        );
+        // The engine gets a column only when a record ran on another engine than mlxbench's.
+        let engines = records.iter().any(|r| r.point.engine != Engine::Mlxbench);
+        text.push_str(&format!(
+            "| model |{} kv | batch | depth | prompt | prompt t/s | gen | gen t/s | TTFT ms | peak GB | KV GB | decode GB/s \
+             | gen t/s (robust) | ITL p50/p99 ms | gen t/s by context | status |\n\
+             |---|{}---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
+            if engines { " engine |" } else { "" },
+            if engines { "---|" } else { "" },
+        ));
         for r in records {
             let s = r.summary.as_ref();
             let status = match &r.error {
@@ -337,8 +374,9 @@ impl Printer<[RunRecord]> for Markdown {
                 _ => "-".into(),
             };
             text.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 md_cell(&r.point.model),
+                if engines { format!(" {} |", r.point.engine) } else { String::new() },
                 r.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
                 r.point.batch,
                 r.point.depth,
@@ -350,12 +388,80 @@ impl Printer<[RunRecord]> for Markdown {
                 mean_sd(s.and_then(|s| s.peak_memory_bytes.as_ref()), 1e-9, 3),
                 mean_sd(s.and_then(|s| s.kv_cache_bytes.as_ref()), 1e-9, 3),
                 bandwidth,
+                median_ci(s.and_then(|s| s.generation_tps_robust.as_ref())),
+                itl_cell(s),
+                windows_cell(&r.trials),
                 status
             ));
         }
+        let ratios = engine_ratios(records);
+        if !ratios.is_empty() {
+            text.push_str(
+                "\nmlxbench ÷ mlx-lm (ratio of medians, 95% bootstrap interval; above 1 is faster or, for TTFT and \
+                 memory, more):\n\n\
+                 | model | kv | batch | depth | prompt | gen | gen t/s (robust) | prompt t/s | TTFT | peak memory |\n\
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+            );
+            for ratio in &ratios {
+                let p = &ratio.point;
+                text.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    md_cell(&p.model),
+                    p.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+                    p.batch,
+                    p.depth,
+                    p.n_prompt,
+                    p.n_generate,
+                    ratio_cell(ratio.generation_tps_robust),
+                    ratio_cell(ratio.prompt_tps),
+                    ratio_cell(ratio.ttft_ms),
+                    ratio_cell(ratio.peak_memory_bytes),
+                ));
+            }
+        }
         Ok(text)
     }
+}
 
+/// `median ±x%` with the half-width of its 95% interval, `median` without one, `-` when undefined.
+fn median_ci(summary: Option<&Summary>) -> String {
+    match summary {
+        Some(s) => match s.relative_ci_half_width() {
+            Some(width) => format!("{:.1} ±{:.1}%", s.median, width * 100.0),
+            None => format!("{:.1}", s.median),
+        },
+        None => "-".into(),
+    }
+}
+
+/// Median ITL p50 and p99 over the trials.
+fn itl_cell(summaries: Option<&MetricSummaries>) -> String {
+    match summaries.and_then(|s| Some((s.itl_p50_ms.as_ref()?, s.itl_p99_ms.as_ref()?))) {
+        Some((p50, p99)) => format!("{:.2} / {:.2}", p50.median, p99.median),
+        None => "-".into(),
+    }
+}
+
+/// The first and last window's decode rate (median over trials) with the context each attended
+/// to, when a trial had more than one window.
+fn windows_cell(trials: &[TrialMetrics]) -> String {
+    let windows = trials.first().map_or(0, |t| t.decode_windows.len());
+    if windows < 2 {
+        return "-".into();
+    }
+    let at = |i: usize| {
+        let rates: Vec<f64> = trials.iter().filter_map(|t| t.decode_windows.get(i).map(|w| w.tps)).collect();
+        let context = trials[0].decode_windows[i].context_tokens;
+        format!("{:.1} @{context}", median(&rates))
+    };
+    format!("{} → {}", at(0), at(windows - 1))
+}
+
+fn ratio_cell(ratio: Option<Ratio>) -> String {
+    match ratio {
+        Some(r) => format!("{:.3}× [{:.3}, {:.3}]", r.value, r.ci95[0], r.ci95[1]),
+        None => "-".into(),
+    }
 }
 
 impl Append for Markdown {

@@ -1,7 +1,7 @@
 """Python reference for mlxbench's parity tests, driven by Apple's mlx-lm.
 
 The Rust tests call this script with the interpreter from ``target/pyref`` (made by
-``.ci/setup``) or ``$MLXBENCH_REFERENCE_PYTHON``. It has two subcommands:
+``.ci/setup``) or ``$MLXBENCH_REFERENCE_PYTHON``. It has three subcommands:
 
 ``make --arch ARCH --bits BITS --out DIR [--seed N]``
     Writes a tiny random-weight model in MLX format using mlx-lm's own model classes,
@@ -26,10 +26,10 @@ The Rust tests call this script with the interpreter from ``target/pyref`` (made
     difference may flip a greedy pick), or ``{"error": "..."}`` where mlx-lm itself
     rejects the case's settings. All logging goes to stderr.
 
-``time --model DIR [--prompt-tokens P] [--gen-tokens G] [--trials N] [--warmup W] [--kv-bits B]``
-    Times mlx-lm's greedy ``generate_step`` with mlxbench's definitions (time to first token;
-    generation tokens/s counted from the first token to the last) and prints one JSON list,
-    one object per trial: the side-by-side reference for our decode speed.
+``dot --model DIR --prompt-ids JSON --out PATH [--kv-bits B]``
+    Writes the graph of mlx-lm's first decode step after prefilling the prompt as DOT (what
+    ``mx.export_to_dot`` writes), so a test can compare its primitives with ours. (Speed side by
+    side is ``mlxbench run --engine mlxbench,mlx-lm``.)
 
 ``make`` also takes ``--override JSON`` (config keys, e.g. a real model's shape) and
 ``--dtype`` (float32, float16, bfloat16) to write timing models.
@@ -37,16 +37,17 @@ The Rust tests call this script with the interpreter from ``target/pyref`` (made
 
 import argparse
 import contextlib
+import functools
 import importlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 from mlx_lm.generate import generate_step
-from mlx_lm.models.cache import RotatingKVCache
+from mlx_lm.generate import maybe_quantize_kv_cache
+from mlx_lm.models.cache import RotatingKVCache, make_prompt_cache
 from mlx_lm.sample_utils import greedy_sampler
 from mlx_lm.utils import load_model, quantize_model, save_config, save_model
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -378,33 +379,28 @@ def run(cases_path):
     sys.stdout.write("\n")
 
 
-def time_generation(model_dir, prompt_tokens, gen_tokens, trials, warmup, kv_bits=None):
-    """Time mlx-lm's greedy generate_step with the definitions mlxbench uses, print JSON.
+def step_graph(model_dir, prompt_ids, kv_bits, out):
+    """Write the graph of mlx-lm's first decode step as DOT to OUT, not evaluated.
 
-    Per trial: time to first token (from the call until the first token is on the host) and
-    generation tokens/s = (tokens - 1) / (time from the first token to the last); also mlx-lm's
-    own prompt tokens/s (prompt tokens / time to first token). KV_BITS quantizes the cache.
+    As ``generate_step`` does it: all prompt tokens but the last prefilled into a fresh cache
+    (quantized as ``maybe_quantize_kv_cache`` would, evaluated), then the ops of its ``_step`` on
+    the last token: the model call, the last position, the cache's quantization, the
+    log-probabilities ``logits - logsumexp(logits)`` and the greedy pick.
     """
     model, _ = load_model(Path(model_dir))
-    prompt = mx.array([(i * 37 + 11) % 1000 + 1 for i in range(prompt_tokens)], dtype=mx.uint32)
-    results = []
-    for trial in range(warmup + trials):
-        mx.reset_peak_memory()
-        start = time.perf_counter()
-        first = last = None
-        for _token, _ in generate_step(prompt, model, max_tokens=gen_tokens, sampler=greedy_sampler,
-                                         kv_bits=kv_bits, kv_group_size=64, quantized_kv_start=0):
-            last = time.perf_counter()
-            first = first or last
-        if trial >= warmup:
-            results.append({
-                "ttft_ms": (first - start) * 1e3,
-                "prompt_tps_mlx_lm": prompt_tokens / (first - start),
-                "generation_tps": (gen_tokens - 1) / (last - first),
-                "peak_memory_gb": mx.get_peak_memory() / 1e9,
-            })
-    json.dump(results, sys.stdout)
-    sys.stdout.write("\n")
+    cache = make_prompt_cache(model)
+    quantize = functools.partial(
+        maybe_quantize_kv_cache, quantized_kv_start=0, kv_group_size=GROUP_SIZE, kv_bits=kv_bits
+    )
+    prompt = mx.array(prompt_ids, dtype=mx.uint32)
+    model(prompt[:-1][None], cache=cache)
+    quantize(cache)
+    mx.eval([c.state for c in cache])
+    logits = model(prompt[-1:][None], cache=cache)[:, -1, :]
+    quantize(cache)
+    logprobs = logits - mx.logsumexp(logits, keepdims=True)
+    sampled = greedy_sampler(logprobs)
+    mx.export_to_dot(out, sampled, logprobs.squeeze(0))
 
 
 def main():
@@ -421,18 +417,16 @@ def main():
     make_p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     run_p = sub.add_parser("run", help="run greedy generation cases through mlx-lm")
     run_p.add_argument("--cases", required=True)
-    time_p = sub.add_parser("time", help="time mlx-lm's greedy generation (as mlxbench does)")
-    time_p.add_argument("--model", required=True)
-    time_p.add_argument("--prompt-tokens", type=int, default=512)
-    time_p.add_argument("--gen-tokens", type=int, default=128)
-    time_p.add_argument("--trials", type=int, default=3)
-    time_p.add_argument("--warmup", type=int, default=1)
-    time_p.add_argument("--kv-bits", type=int, default=None, choices=[4, 8])
+    dot_p = sub.add_parser("dot", help="write the graph of one decode step as DOT")
+    dot_p.add_argument("--model", required=True)
+    dot_p.add_argument("--prompt-ids", required=True, type=json.loads)
+    dot_p.add_argument("--kv-bits", type=int, default=None, choices=[4, 8])
+    dot_p.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.command == "make":
         make(args.arch, args.bits, args.out, args.seed, args.override, args.dtype)
-    elif args.command == "time":
-        time_generation(args.model, args.prompt_tokens, args.gen_tokens, args.trials, args.warmup, args.kv_bits)
+    elif args.command == "dot":
+        step_graph(args.model, args.prompt_ids, args.kv_bits, args.out)
     else:
         run(args.cases)
 

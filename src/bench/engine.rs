@@ -1,0 +1,205 @@
+//! The engines a point can run on: mlxbench's own (in this process) and Apple's mlx-lm (its
+//! `load` and `generate_step` in a Python subprocess, `mlx_lm_engine.py`), both timed with the
+//! same trial protocol and metric definitions, on the same prompt ids.
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{
+    choice::choice,
+    device::{DeviceKind, REQUIRED_MLX_VERSION},
+    generate::GenerateOptions,
+    measure::{TrialMemory, TrialTimings},
+    prompt::Tokens,
+};
+
+/// Which implementation runs a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Engine {
+    /// mlxbench's own model code, in this process.
+    #[default]
+    #[serde(rename = "mlxbench")]
+    Mlxbench,
+    /// Apple's Python mlx-lm (`generate_step`), in a subprocess.
+    #[serde(rename = "mlx-lm")]
+    MlxLm,
+}
+
+choice!(Engine {
+    Mlxbench => ("mlxbench", "mlxbench's own model code, in this process"),
+    MlxLm => ("mlx-lm", "Apple's Python mlx-lm (load + generate_step) in a subprocess (--python)"),
+});
+
+/// The script the mlx-lm engine runs (`python -c`).
+const SCRIPT: &str = include_str!("mlx_lm_engine.py");
+
+/// How long one request may take before the engine is declared hung.
+const REPLY_DEADLINE: Duration = Duration::from_secs(600);
+
+/// A running mlx-lm engine: a Python process answering one JSON line per request.
+pub struct MlxLmProcess {
+    child: Child,
+    stdin: ChildStdin,
+    replies: Receiver<String>,
+    python: String,
+}
+
+/// One mlx-lm trial's timestamps and memory, in mlxbench's terms.
+pub struct MlxLmTrial {
+    pub timings: TrialTimings,
+    pub memory: TrialMemory,
+    /// The generated ids (one sequence).
+    pub tokens: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct TrialReply {
+    n_prompt: usize,
+    prefill_done: f64,
+    token_times: Vec<f64>,
+    tokens: Vec<u32>,
+    peak_memory_bytes: u64,
+    active_memory_bytes: u64,
+    cache_memory_bytes: u64,
+    kv_cache_bytes: u64,
+}
+
+impl MlxLmProcess {
+    /// Starts `python` on the engine script, selects `device` and checks that its MLX is ours.
+    /// Errors are one line naming the interpreter and what is missing.
+    pub fn start(python: &str, device: DeviceKind) -> Result<Self, String> {
+        let mut command = Command::new(python);
+        if std::env::var_os("TRANSFORMERS_VERBOSITY").is_none() {
+            // mlx-lm's load reads the tokenizer through transformers, which warns about configs.
+            command.env("TRANSFORMERS_VERBOSITY", "error");
+        }
+        let mut child = command
+            .args(["-u", "-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("mlx-lm engine: cannot run {python:?}: {e} (set --python or MLXBENCH_PYTHON)"))?;
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, replies) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut process = Self { child, stdin, replies, python: python.to_string() };
+        let hello = process.request(&json!({"op": "hello", "device": device.to_string()}))?;
+        let version = hello["mlx_version"].as_str().unwrap_or("unknown");
+        if version != REQUIRED_MLX_VERSION {
+            return Err(format!(
+                "mlx-lm engine: {python} has MLX {version}, but mlxbench runs MLX {REQUIRED_MLX_VERSION}; \
+                 install mlx=={REQUIRED_MLX_VERSION} there so both engines run the same MLX"
+            ));
+        }
+        Ok(process)
+    }
+
+    /// Sends one request and waits for its reply.
+    fn request(&mut self, request: &Value) -> Result<Value, String> {
+        let python = &self.python;
+        writeln!(self.stdin, "{request}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("mlx-lm engine ({python}) stopped: {e}"))?;
+        let line = match self.replies.recv_timeout(REPLY_DEADLINE) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(format!("mlx-lm engine ({python}) did not answer within {} s", REPLY_DEADLINE.as_secs()))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().map(|s| s.to_string()).unwrap_or_default();
+                return Err(format!("mlx-lm engine ({python}) exited ({status}); its error is on stderr above"));
+            }
+        };
+        let reply: Value =
+            serde_json::from_str(&line).map_err(|e| format!("mlx-lm engine ({python}) answered {line:?}: {e}"))?;
+        match (reply.get("ok"), reply.get("error")) {
+            (Some(ok), _) => Ok(ok.clone()),
+            (None, Some(error)) => Err(format!("mlx-lm engine ({python}): {}", error.as_str().unwrap_or("unknown error"))),
+            (None, None) => Err(format!("mlx-lm engine ({python}) answered {line:?}")),
+        }
+    }
+
+    /// Loads the model in `dir` (mlx-lm's `load`), replacing the previous one.
+    pub fn load(&mut self, dir: &Path) -> Result<(), String> {
+        self.request(&json!({"op": "load", "model": dir})).map(|_| ())
+    }
+
+    /// One trial of `prompt` (batch 1) with `depth` tokens of untimed context.
+    pub fn trial(
+        &mut self,
+        prompt: &Tokens,
+        depth: usize,
+        options: &GenerateOptions,
+        clear_buffer_cache: bool,
+    ) -> Result<MlxLmTrial, String> {
+        if prompt.batch() != 1 {
+            return Err(format!(
+                "batch {} is not supported by the mlx-lm engine (generate_step runs one sequence)",
+                prompt.batch()
+            ));
+        }
+        let kv = &options.kv;
+        let reply = self.request(&json!({
+            "op": "trial",
+            "prompt": prompt.row(0),
+            "depth": depth,
+            "n_generate": options.n_generate,
+            "prefill_step_size": options.prefill_step_size,
+            "kv_bits": kv.kv_bits,
+            "kv_group_size": kv.kv_group_size,
+            "quantized_kv_start": kv.quantized_kv_start,
+            "max_kv_size": kv.max_kv_size,
+            "clear_buffer_cache": clear_buffer_cache,
+        }))?;
+        let r: TrialReply = serde_json::from_value(reply).map_err(|e| format!("mlx-lm engine: a trial reply: {e}"))?;
+        let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        Ok(MlxLmTrial {
+            timings: TrialTimings {
+                batch: 1,
+                n_context: depth,
+                n_prompt: r.n_prompt,
+                n_prefill: r.n_prompt.saturating_sub(1),
+                prefill_done: seconds(r.prefill_done),
+                token_times: r.token_times.into_iter().map(seconds).collect(),
+            },
+            memory: TrialMemory {
+                peak_memory_bytes: r.peak_memory_bytes,
+                active_memory_bytes: r.active_memory_bytes,
+                cache_memory_bytes: r.cache_memory_bytes,
+                kv_cache_bytes: r.kv_cache_bytes,
+            },
+            tokens: r.tokens,
+        })
+    }
+}
+
+impl Drop for MlxLmProcess {
+    fn drop(&mut self) {
+        // Ask politely; a process that does not leave within a second is killed.
+        let _ = writeln!(self.stdin, "{}", json!({"op": "quit"})).and_then(|()| self.stdin.flush());
+        for _ in 0..20 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,133 @@
+"""mlxbench's mlx-lm engine: runs trials through Apple's mlx-lm (its `load` and `generate_step`)
+with mlxbench's trial protocol and timestamps, so `mlxbench run --engine mlxbench,mlx-lm` compares
+the two engines on the same prompt ids, in the same run, under the same metric definitions.
+
+mlxbench starts this script with the chosen Python and talks to it in JSON lines: one request on
+stdin, one reply on stdout. Replies: {"ok": ...} or {"error": "one line"}. Requests:
+  {"op": "hello", "device": "cpu"|"gpu"}  -> versions of mlx and mlx-lm; selects the device
+  {"op": "load", "model": DIR}             -> loads the model (replacing the previous one)
+  {"op": "trial", "prompt": [ids], "depth": D, "n_generate": N, "prefill_step_size": S,
+   "kv_bits": B|null, "kv_group_size": G, "quantized_kv_start": Q, "max_kv_size": K|null,
+   "clear_buffer_cache": bool}
+                                           -> timestamps (seconds from t = 0) and memory
+  {"op": "quit"}
+
+A trial, as mlxbench's own (src/measure/trial.rs): a fresh cache; the first D prompt tokens run
+into it untimed; MLX's buffer cache emptied and its peak counter reset; t = 0 once the rest of the
+prompt is on the device; mlx-lm's generate_step then prefills all prompt tokens but the last in
+chunks (prefill_done: its last progress call before the first token) and yields each token once it
+is on the host (token_times).
+"""
+
+import json
+import sys
+import time
+
+
+def reply(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def one_line(err):
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text[:500]
+
+
+def main():
+    try:
+        import mlx.core as mx
+        import mlx_lm
+        from mlx_lm.generate import generate_step
+        from mlx_lm.models.cache import make_prompt_cache
+        from mlx_lm.utils import load
+    except Exception as err:  # ImportError and whatever a broken install raises
+        reply({"error": f"cannot import mlx-lm in {sys.executable}: {one_line(err)}"})
+        return
+
+    model = None
+    stream = None
+
+    def greedy(logprobs):
+        return mx.argmax(logprobs, axis=-1)
+
+    def trial(req):
+        ids = req["prompt"]
+        depth = req["depth"]
+        if req["clear_buffer_cache"]:
+            mx.clear_cache()
+        cache = make_prompt_cache(model, max_kv_size=req["max_kv_size"])
+        prompt = mx.array(ids, dtype=mx.uint32)
+        if depth > 0:
+            model(prompt[:depth][None], cache=cache)
+            mx.eval([c.state for c in cache])
+            prompt = prompt[depth:]
+        mx.eval(prompt)
+        if req["clear_buffer_cache"]:
+            mx.clear_cache()
+        mx.reset_peak_memory()
+        prefill_done = [0.0]
+        start = time.perf_counter()
+
+        def progress(processed, total):
+            if processed < total:
+                prefill_done[0] = time.perf_counter() - start
+
+        token_times = []
+        tokens = []
+        steps = generate_step(
+            prompt,
+            model,
+            stream,
+            max_tokens=req["n_generate"],
+            sampler=greedy,
+            prompt_cache=cache,
+            prefill_step_size=req["prefill_step_size"],
+            kv_bits=req["kv_bits"],
+            kv_group_size=req["kv_group_size"],
+            quantized_kv_start=req["quantized_kv_start"],
+            prompt_progress_callback=progress,
+        )
+        for token, _ in steps:
+            token_times.append(time.perf_counter() - start)
+            tokens.append(int(token))
+        return {
+            "n_prompt": len(ids) - depth,
+            "prefill_done": prefill_done[0],
+            "token_times": token_times,
+            "tokens": tokens,
+            "peak_memory_bytes": mx.get_peak_memory(),
+            "active_memory_bytes": mx.get_active_memory(),
+            "cache_memory_bytes": mx.get_cache_memory(),
+            "kv_cache_bytes": sum(c.nbytes for c in cache),
+        }
+
+    for line in sys.stdin:
+        try:
+            req = json.loads(line)
+            op = req.get("op")
+            if op == "hello":
+                mx.set_default_device(mx.cpu if req.get("device") == "cpu" else mx.gpu)
+                # As mlx-lm's own generation_stream, on the chosen device.
+                stream = mx.new_thread_local_stream(mx.default_device())
+                reply({"ok": {"mlx_version": mx.__version__, "mlx_lm_version": mlx_lm.__version__}})
+            elif op == "load":
+                model = None
+                mx.clear_cache()
+                model, _ = load(req["model"])
+                reply({"ok": {}})
+            elif op == "trial":
+                if model is None:
+                    reply({"error": "no model loaded"})
+                else:
+                    reply({"ok": trial(req)})
+            elif op == "quit":
+                return
+            else:
+                reply({"error": f"unknown request {op!r}"})
+        except Exception as err:
+            reply({"error": one_line(err)})
+
+
+if __name__ == "__main__":
+    main()
