@@ -111,9 +111,14 @@ impl Settings {
             .map_err(|_| Error::InvalidOption(format!("--delay {seconds}: must be a number of seconds >= 0")))
     }
 
-    /// Trials per point and engine at most, warmup included.
+    /// Trials per point and engine, warmup included: the count for fixed repeats, the fewest
+    /// (6 measured) for `auto`, which may run more.
     pub fn trials_per_point(&self) -> usize {
-        self.warmup + self.repeats.most()
+        self.warmup
+            + match self.repeats {
+                Repeats::Fixed(n) => n,
+                Repeats::Auto { min, .. } => min,
+            }
     }
 
     /// What a generation at `point` is asked to do: greedy, `n_generate` tokens, never stopping

@@ -198,6 +198,10 @@ impl Observer for Progress {
                 metrics.memory.peak_memory_bytes as f64 / 1e9
             ));
         }
+        // `--repeats auto` may run more trials than the bar expected.
+        if self.bar.length().is_some_and(|len| self.bar.position() >= len) {
+            self.bar.inc_length(1);
+        }
         self.bar.inc(1);
     }
 
@@ -207,7 +211,7 @@ impl Observer for Progress {
                 self.say(format!("{} ({}): {}", record.point.model, record.status.as_str(), e));
             }
         }
-        self.bar.set_position(records.len() as u64 * self.trials_per_point);
+        self.bar.set_position(self.bar.position().max(records.len() as u64 * self.trials_per_point));
         match &self.file {
             Some(file) => file.save(records),
             None => Ok(()),
