@@ -146,8 +146,6 @@ fn context(repeats: usize) -> RunContext {
         repeats,
         seed: 0,
         target_ci_pct: None,
-        clear_buffer_cache: true,
-        pin_cpu: None,
     }
 }
 

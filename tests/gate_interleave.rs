@@ -29,8 +29,6 @@ fn context() -> RunContext {
         repeats: 3,
         seed: 0,
         target_ci_pct: None,
-        clear_buffer_cache: true,
-        pin_cpu: None,
     }
 }
 

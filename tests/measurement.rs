@@ -185,8 +185,6 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
             repeats: trials.len(),
             seed: 0,
             target_ci_pct: None,
-            clear_buffer_cache: true,
-            pin_cpu: None,
         },
         status,
         error: (status != Status::Ok).then(|| "out of memory, \"quoted\", | piped\nand two lines".into()),

@@ -146,7 +146,6 @@ impl MlxLmProcess {
         prompt: &Tokens,
         depth: usize,
         options: &GenerateOptions,
-        clear_buffer_cache: bool,
     ) -> Result<MlxLmTrial, String> {
         if prompt.batch() != 1 {
             return Err(format!(
@@ -165,7 +164,6 @@ impl MlxLmProcess {
             "kv_group_size": kv.kv_group_size,
             "quantized_kv_start": kv.quantized_kv_start,
             "max_kv_size": kv.max_kv_size,
-            "clear_buffer_cache": clear_buffer_cache,
         }))?;
         let r: TrialReply = serde_json::from_value(reply).map_err(|e| format!("mlx-lm engine: a trial reply: {e}"))?;
         let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));

@@ -7,8 +7,7 @@ stdin, one reply on stdout. Replies: {"ok": ...} or {"error": "one line"}. Reque
   {"op": "hello", "device": "cpu"|"gpu"}  -> versions of mlx and mlx-lm; selects the device
   {"op": "load", "model": DIR}             -> loads the model (replacing the previous one)
   {"op": "trial", "prompt": [ids], "depth": D, "n_generate": N, "prefill_step_size": S,
-   "kv_bits": B|null, "kv_group_size": G, "quantized_kv_start": Q, "max_kv_size": K|null,
-   "clear_buffer_cache": bool}
+   "kv_bits": B|null, "kv_group_size": G, "quantized_kv_start": Q, "max_kv_size": K|null}
                                            -> timestamps (seconds from t = 0) and memory
   {"op": "quit"}
 
@@ -54,8 +53,7 @@ def main():
     def trial(req):
         ids = req["prompt"]
         depth = req["depth"]
-        if req["clear_buffer_cache"]:
-            mx.clear_cache()
+        mx.clear_cache()
         cache = make_prompt_cache(model, max_kv_size=req["max_kv_size"])
         prompt = mx.array(ids, dtype=mx.uint32)
         if depth > 0:
@@ -63,8 +61,7 @@ def main():
             mx.eval([c.state for c in cache])
             prompt = prompt[depth:]
         mx.eval(prompt)
-        if req["clear_buffer_cache"]:
-            mx.clear_cache()
+        mx.clear_cache()
         mx.reset_peak_memory()
         prefill_done = [0.0]
         start = time.perf_counter()

@@ -43,16 +43,6 @@ pub struct RunContext {
     /// `--repeats auto`'s target: the median decode rate's 95% interval within ± this percent.
     #[serde(default)]
     pub target_ci_pct: Option<f64>,
-    /// Whether MLX's buffer cache was emptied before each trial.
-    #[serde(default = "yes")]
-    pub clear_buffer_cache: bool,
-    /// The CPU core the measuring thread was pinned to.
-    #[serde(default)]
-    pub pin_cpu: Option<usize>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl RunContext {
@@ -77,8 +67,6 @@ impl RunContext {
                 Repeats::Auto { target, .. } => Some(target * 100.0),
                 Repeats::Fixed(_) => None,
             },
-            clear_buffer_cache: settings.clear_buffer_cache,
-            pin_cpu: settings.pin_cpu,
         }
     }
 }

@@ -18,7 +18,7 @@ use super::{
 use crate::{
     error::{Error, Result},
     hub,
-    measure::{run_trial, MetricSummaries, TrialMetrics, TrialProtocol},
+    measure::{run_trial, MetricSummaries, TrialMetrics},
     models::{self, LoadedModel},
     prompt::{build_prompts, PromptKind, Tokens},
     tokenizer::Tokenizer,
@@ -131,14 +131,8 @@ impl<'o> Session<'o> {
 
     /// Every point in order. Consecutive points of one model share its loads (freed before the
     /// next model loads); consecutive points that differ only in their engine are measured
-    /// together, trial by trial. Ends early only when the observer fails or the measuring thread
-    /// cannot be pinned.
+    /// together, trial by trial. Ends early only when the observer fails.
     pub fn run(&mut self, points: &[RunPoint]) -> Result<Vec<RunRecord>> {
-        if let Some(core) = self.settings.pin_cpu {
-            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                return Err(Error::InvalidOption(format!("--pin-cpu {core}: this thread cannot be pinned to that core")));
-            }
-        }
         let mut records = Vec::with_capacity(points.len());
         let mut model: Option<LoadedForEngines> = None;
         let mut start = 0;
@@ -312,22 +306,16 @@ impl<'o> Session<'o> {
         }
     }
 
-    fn protocol(&self) -> TrialProtocol {
-        TrialProtocol { clear_buffer_cache: self.settings.clear_buffer_cache }
-    }
-
     /// One trial on mlxbench's engine.
     fn own_trial(&mut self, model: &PreparedModel, point: &RunPoint, prompt: &Tokens) -> Result<TrialMetrics, String> {
         let options = self.settings.generate_options(point);
-        let protocol = self.protocol();
-        guarded(|| Ok(run_trial(model.loaded.model.as_ref(), prompt, point.depth, &options, protocol)?.metrics))
+        guarded(|| Ok(run_trial(model.loaded.model.as_ref(), prompt, point.depth, &options)?.metrics))
     }
 
     /// One trial on the mlx-lm engine.
     fn mlx_lm_trial(&mut self, point: &RunPoint, prompt: &Tokens) -> Result<TrialMetrics, String> {
         let options = self.settings.generate_options(point);
-        let clear = self.settings.clear_buffer_cache;
-        let trial = self.mlx_lm_process()?.trial(prompt, point.depth, &options, clear)?;
+        let trial = self.mlx_lm_process()?.trial(prompt, point.depth, &options)?;
         Ok(TrialMetrics::from_timings(&trial.timings, trial.memory))
     }
 }

@@ -76,10 +76,6 @@ pub struct Settings {
     pub prefill_step_size: usize,
     /// KV-cache options; `kv_bits` is the point's, not taken from here.
     pub kv: KvCacheOptions,
-    /// Empty MLX's buffer cache before each trial (mlx-lm's benchmark does not).
-    pub clear_buffer_cache: bool,
-    /// Pin the measuring thread to this CPU core.
-    pub pin_cpu: Option<usize>,
     /// The Python that runs the mlx-lm engine.
     pub python: String,
     /// The device the engines run on.
@@ -96,8 +92,6 @@ impl Default for Settings {
             seed: 0,
             prefill_step_size: 2048,
             kv: KvCacheOptions::default(),
-            clear_buffer_cache: true,
-            pin_cpu: None,
             python: "python3".into(),
             device: DeviceKind::Cpu,
         }

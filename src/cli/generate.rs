@@ -6,7 +6,7 @@ use mlxbench::{
     device::{self, DeviceKind},
     generate::{GenerateOptions, Sampling},
     hub,
-    measure::{run_trial, TrialProtocol},
+    measure::run_trial,
     models,
     prompt::{build_prompts, PromptKind, Tokens},
     tokenizer::Tokenizer,
@@ -91,9 +91,9 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         super::warn_debug_build();
     }
     for _ in 0..args.warmup {
-        run_trial(loaded.model.as_ref(), &prompt, 0, &options, TrialProtocol::default())?;
+        run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
     }
-    let trial = run_trial(loaded.model.as_ref(), &prompt, 0, &options, TrialProtocol::default())?;
+    let trial = run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
     let generated: Vec<u32> = trial.generated.iter().map(|step| step[0]).collect();
     if args.verbose {
         let m = &trial.metrics;

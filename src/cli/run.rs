@@ -81,12 +81,7 @@ pub struct RunArgs {
     /// The Python with mlx-lm (and MLX 0.32.2) that runs the mlx-lm engine.
     #[arg(long, env = "MLXBENCH_PYTHON", default_value = "python3")]
     python: String,
-    /// Pin the measuring thread to this CPU core.
-    #[arg(long)]
-    pin_cpu: Option<usize>,
-    /// Keep MLX's buffer cache between trials instead of emptying it before each one.
-    #[arg(long)]
-    keep_buffer_cache: bool,
+
     /// Seed of random prompts.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -131,8 +126,6 @@ impl RunArgs {
             seed: self.seed,
             prefill_step_size: self.prefill_step_size as usize,
             kv: self.kv.options(None),
-            clear_buffer_cache: !self.keep_buffer_cache,
-            pin_cpu: self.pin_cpu,
             python: self.python.clone(),
             device,
         })

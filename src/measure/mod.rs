@@ -11,7 +11,7 @@ mod trial;
 
 pub use metrics::{DecodeWindow, MetricSummaries, TrialMemory, TrialMetrics, TrialTimings, DECODE_WINDOW};
 pub use stats::Summary;
-pub use trial::{phase_prompt_len, prepare, run_trial, time_phase, PhaseSample, Trial, TrialProtocol, INJECTED_DELAY_VAR};
+pub use trial::{phase_prompt_len, prepare, run_trial, time_phase, PhaseSample, Trial, INJECTED_DELAY_VAR};
 
 /// The phases the bench targets time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

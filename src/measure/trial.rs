@@ -18,41 +18,22 @@ use crate::{
     prompt::Tokens,
 };
 
-/// How a trial starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrialProtocol {
-    /// Empty MLX's buffer cache (freed buffers it keeps for reuse) before the trial, so each one
-    /// starts from the same allocator state. mlx-lm's benchmark does not.
-    pub clear_buffer_cache: bool,
-}
-
-impl Default for TrialProtocol {
-    fn default() -> Self {
-        Self { clear_buffer_cache: true }
-    }
-}
-
 /// A generation ready to be timed: a fresh KV cache holding the first `depth` tokens of
 /// `prompt` (untimed context), the rest of the prompt on the device, MLX's buffer cache emptied
-/// (unless the protocol keeps it) and its peak-memory window started.
+/// and its peak-memory window started.
 pub fn prepare<'m>(
     model: &'m dyn LanguageModel,
     prompt: &Tokens,
     depth: usize,
     options: &GenerateOptions,
-    protocol: TrialProtocol,
 ) -> Result<Generation<'m>> {
-    if protocol.clear_buffer_cache {
-        device::clear_cache()?;
-    }
+    device::clear_cache()?;
     let mut generation = Generation::new(model, prompt, options.clone())?;
     if depth > 0 {
         generation.prefill_context(depth)?;
     }
     generation.upload_prompt()?;
-    if protocol.clear_buffer_cache {
-        device::clear_cache()?;
-    }
+    device::clear_cache()?;
     device::reset_peak_memory()?;
     Ok(generation)
 }
@@ -83,9 +64,8 @@ pub fn run_trial(
     prompt: &Tokens,
     depth: usize,
     options: &GenerateOptions,
-    protocol: TrialProtocol,
 ) -> Result<Trial> {
-    let mut generation = prepare(model, prompt, depth, options, protocol)?;
+    let mut generation = prepare(model, prompt, depth, options)?;
     let n_prompt = generation.pending_tokens();
     let delay = injected_delay();
     let start = Instant::now();
@@ -154,7 +134,7 @@ pub fn time_phase(
         Phase::Decode => n_generate + 1,
     };
     let options = GenerateOptions { n_generate, ..options.clone() };
-    let mut generation = prepare(model, prompt, 0, &options, TrialProtocol::default())?;
+    let mut generation = prepare(model, prompt, 0, &options)?;
     let time = match phase {
         Phase::Prefill => {
             let start = Instant::now();
