@@ -3,11 +3,15 @@
 //! guarded (what `mlxbench run` drives) with their records.
 use std::{collections::HashMap, time::Duration};
 
+mod common;
+
+use common::run_context;
+
 use mlxbench::{
     bench::{
         guarded,
         ids::{benchmark_id, model_label},
-        Axes, BenchConfig, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
+        Axes, BenchConfig, Engine, Observer, Repeats, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
     },
     device::{self, DeviceKind},
     gate::{memory_page, CriterionArgs, MemoryRecord},
@@ -129,26 +133,6 @@ fn memory_page_lists_each_benchmark_of_the_latest_run() {
     assert_eq!(page.matches("<tr><td>").count(), 1, "only the latest run: {page}");
 }
 
-fn context(repeats: usize) -> RunContext {
-    RunContext {
-        device: "cpu".into(),
-        backend: "cpu".into(),
-        mlx_version: "0.32.2".into(),
-        hardware: "test".into(),
-        git_commit: "abc".into(),
-        mlxbench_version: "0.1.0".into(),
-        timestamp: "2026-11-23T00:00:00Z".into(),
-        prompt_kind: "text".into(),
-        prefill_step_size: 2048,
-        kv_group_size: 64,
-        max_kv_size: None,
-        warmup: 0,
-        repeats,
-        seed: 0,
-        target_ci_pct: None,
-    }
-}
-
 /// A trial with `n_generated` tokens, the first at 100 ms and the last at `last_ms`.
 fn trial(n_generated: usize, last_ms: u64, kv_cache_bytes: u64) -> TrialMetrics {
     let timings = TrialTimings {
@@ -169,15 +153,15 @@ fn trial(n_generated: usize, last_ms: u64, kv_cache_bytes: u64) -> TrialMetrics 
 fn a_record_carries_the_decode_bandwidth_of_its_median_trial() {
     // 101 tokens in 1, 2 and 4 s after the first: 100, 50 and 25 t/s; the median is 50 t/s.
     let trials = vec![trial(101, 1100, 1_000_000), trial(101, 2100, 3_000_000), trial(101, 4100, 2_000_000)];
-    let record = RunRecord::new(point("m", None, 65, 101), context(3), Ok(trials), Some(698_000_000), Some(400.0));
+    let record = RunRecord::new(point("m", None, 65, 101), run_context(3), Ok(trials), Some(698_000_000), Some(400.0));
     assert_eq!(record.status, Status::Ok);
     // (weights 698 MB + median KV 2 MB) × 50 t/s = 35 GB/s, 8.75% of 400 GB/s.
     assert_eq!(record.decode_gbps, Some(35.0));
     assert_eq!(record.bandwidth_utilisation, Some(35.0 / 400.0));
     // Unknown weights or peak: no estimate rather than a wrong one.
     let trials = vec![trial(101, 1100, 0)];
-    assert_eq!(RunRecord::new(point("m", None, 65, 101), context(1), Ok(trials.clone()), None, Some(400.0)).decode_gbps, None);
-    let no_peak = RunRecord::new(point("m", None, 65, 101), context(1), Ok(trials), Some(1_000_000_000), None);
+    assert_eq!(RunRecord::new(point("m", None, 65, 101), run_context(1), Ok(trials.clone()), None, Some(400.0)).decode_gbps, None);
+    let no_peak = RunRecord::new(point("m", None, 65, 101), run_context(1), Ok(trials), Some(1_000_000_000), None);
     assert_eq!((no_peak.decode_gbps, no_peak.bandwidth_utilisation), (Some(100.0), None));
 }
 
@@ -185,7 +169,7 @@ fn a_record_carries_the_decode_bandwidth_of_its_median_trial() {
 fn guarded_points_fail_or_are_unsupported_and_the_session_goes_on() {
     device::select(DeviceKind::Cpu).unwrap();
     let mut observer = Counting::default();
-    let mut session = Session::new(Settings { warmup: 0, repeats: Repeats::Fixed(1), ..Settings::default() }, context(1), None, &mut observer);
+    let mut session = Session::new(Settings { warmup: 0, repeats: Repeats::Fixed(1), ..Settings::default() }, run_context(1), None, &mut observer);
     // MLX's "no kernel for this shape" is unsupported; any other failure is failed.
     let unsupported = session.measure(
         &Err("MLX error: [quantized_matmul] No implementation for problem shape: 1x512x64x32".into()),
@@ -241,7 +225,7 @@ fn a_session_loads_each_model_once_and_records_every_point() {
     };
     let mut observer = Counting::default();
     let settings = Settings { warmup: 1, repeats: Repeats::Fixed(2), ..Settings::default() };
-    let records = Session::new(settings, context(2), None, &mut observer).run(&axes.expand().unwrap()).unwrap();
+    let records = Session::new(settings, run_context(2), None, &mut observer).run(&axes.expand().unwrap()).unwrap();
     assert_eq!(observer.loading, vec![missing.clone(), model.clone()], "each model loads once");
     assert_eq!(observer.finished, vec![1, 2, 3, 4], "told after every point");
     assert_eq!(observer.trials, 2 * 3, "two points of the good model, 1 warmup + 2 trials each");

@@ -2,8 +2,12 @@
 //! the verdicts on blocks' medians, and an injected per-token slowdown caught end to end.
 use std::{path::Path, process::Command, time::Duration};
 
+mod common;
+
+use common::run_context;
+
 use mlxbench::{
-    bench::{Engine, RunContext, RunPoint, RunRecord},
+    bench::{Engine, RunPoint, RunRecord},
     gate::{
         interleave::{block_order, compare_blocks, Build},
         Metric, Verdict,
@@ -11,26 +15,6 @@ use mlxbench::{
     measure::{TrialMemory, TrialMetrics, TrialTimings, INJECTED_DELAY_VAR},
     synth::{self, Arch, FloatDtype, SynthOptions},
 };
-
-fn context() -> RunContext {
-    RunContext {
-        device: "gpu".into(),
-        backend: "cuda".into(),
-        mlx_version: "0.32.2".into(),
-        hardware: "test".into(),
-        git_commit: "abc".into(),
-        mlxbench_version: "0.1.0".into(),
-        timestamp: "2026-11-23T00:00:00Z".into(),
-        prompt_kind: "text".into(),
-        prefill_step_size: 2048,
-        kv_group_size: 64,
-        max_kv_size: None,
-        warmup: 1,
-        repeats: 3,
-        seed: 0,
-        target_ci_pct: None,
-    }
-}
 
 /// A block: one configuration whose three trials decode a token every `gap_us` microseconds.
 fn block(gap_us: u64, peak_bytes: u64) -> Vec<RunRecord> {
@@ -46,7 +30,7 @@ fn block(gap_us: u64, peak_bytes: u64) -> Vec<RunRecord> {
         TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: peak_bytes, ..TrialMemory::default() })
     };
     let point = RunPoint { model: "/m/l1b".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 65, n_generate: 33, engine: Engine::Mlxbench };
-    vec![RunRecord::new(point, context(), Ok(vec![trial(), trial(), trial()]), Some(1_000_000_000), None)]
+    vec![RunRecord::new(point, run_context(3), Ok(vec![trial(), trial(), trial()]), Some(1_000_000_000), None)]
 }
 
 #[test]
@@ -81,7 +65,7 @@ fn verdicts_are_judged_on_the_blocks_medians() {
     assert_eq!(memory.verdict, Verdict::Regressed);
     // A configuration that failed in a block fails the gate: it cannot vouch for it.
     let mut broken = same.clone();
-    broken[1][0] = RunRecord::new(broken[1][0].point.clone(), context(), Err("out of memory".into()), None, None);
+    broken[1][0] = RunRecord::new(broken[1][0].point.clone(), run_context(3), Err("out of memory".into()), None, None);
     let c = compare_blocks(&old, &broken, ("old", "new"), 5.0).unwrap();
     assert!(c.failed() && c.problems.iter().any(|p| p.contains("out of memory")), "{:?}", c.problems);
     assert!(compare_blocks(&old, &same, ("old", "new"), -1.0).is_err());

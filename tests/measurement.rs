@@ -2,8 +2,12 @@
 //! sweep expansion, and the report formats (CSV header, append rules, parse-back).
 use std::time::Duration;
 
+mod common;
+
+use common::run_context;
+
 use mlxbench::{
-    bench::{kv_label, Axes, Engine, RunContext, RunPoint, RunRecord, Status},
+    bench::{kv_label, Axes, Engine, RunPoint, RunRecord, Status},
     config::parse_bits_or_none,
     measure::{
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
@@ -169,23 +173,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         .collect();
     RunRecord {
         point: RunPoint { model: model.into(), kv_bits: Some(4), batch: 1, depth: 0, n_prompt: 129, n_generate: 33, engine: Engine::Mlxbench },
-        context: RunContext {
-            device: "gpu".into(),
-            backend: "cuda".into(),
-            mlx_version: "0.32.2".into(),
-            hardware: "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores".into(),
-            git_commit: "abc".into(),
-            mlxbench_version: "0.1.0".into(),
-            timestamp: "2026-11-23T00:00:00Z".into(),
-            prompt_kind: "text".into(),
-            prefill_step_size: 2048,
-            kv_group_size: 64,
-            max_kv_size: None,
-            warmup: 1,
-            repeats: trials.len(),
-            seed: 0,
-            target_ci_pct: None,
-        },
+        context: run_context(trials.len()),
         status,
         error: (status != Status::Ok).then(|| "out of memory, \"quoted\", | piped\nand two lines".into()),
         weight_bytes: Some(700_000_000),

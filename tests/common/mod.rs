@@ -3,8 +3,31 @@ use mlx_rs::{Array, Dtype};
 
 /// An array's values as float32 on the host. `+ 0` materializes sliced (non-contiguous) views
 /// so they can be read back as a slice.
+#[allow(dead_code)] // not every test crate reads arrays back
 pub fn host_f32(a: &Array) -> Vec<f32> {
     let a = a.as_dtype(Dtype::Float32).unwrap().add(Array::from_f32(0.0)).unwrap();
     a.eval().unwrap();
     a.as_slice::<f32>().to_vec()
+}
+
+/// A run context for records made by hand: a GPU run with `repeats` trials after one warmup.
+#[allow(dead_code)] // each test crate compiles this module; not all of them make records
+pub fn run_context(repeats: usize) -> mlxbench::bench::RunContext {
+    mlxbench::bench::RunContext {
+        device: "gpu".into(),
+        backend: "cuda".into(),
+        mlx_version: "0.32.2".into(),
+        hardware: "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores".into(),
+        git_commit: "abc".into(),
+        mlxbench_version: "0.1.0".into(),
+        timestamp: "2026-11-23T00:00:00Z".into(),
+        prompt_kind: "text".into(),
+        prefill_step_size: 2048,
+        kv_group_size: 64,
+        max_kv_size: None,
+        warmup: 1,
+        repeats,
+        seed: 0,
+        target_ci_pct: None,
+    }
 }
