@@ -112,6 +112,29 @@ impl Mask {
             Mask::Causal
         }
     }
+
+    /// mlx-lm's `create_attention_mask` without a cache, for layers that attend within a sliding
+    /// `window` (or to everything, `None`): an explicit mask once the sequence is longer than it.
+    pub fn sequence(n: i32, window: Option<i32>) -> Result<Mask> {
+        match window {
+            Some(window) if n > 1 && n > window => Ok(Mask::Array(causal_mask(n, 0, Some(window))?)),
+            _ => Ok(Mask::causal_unless_single(n)),
+        }
+    }
+
+    /// The mask as a boolean array `[q_len, k_len]` (causal: aligned to the end of the keys), for
+    /// attention computed without MLX's fused kernel; `None` when nothing is masked.
+    pub fn to_array(&self, q_len: i32, k_len: i32) -> Result<Option<Array>> {
+        Ok(match self {
+            Mask::None => None,
+            Mask::Array(m) => Some(m.clone()),
+            Mask::Causal => {
+                let q_idx = Array::arange::<_, i32>(k_len - q_len, k_len, None)?.reshape(&[-1, 1])?;
+                let k_idx = Array::arange::<_, i32>(None, k_len, None)?.reshape(&[1, -1])?;
+                Some(q_idx.ge(&k_idx)?)
+            }
+        })
+    }
 }
 
 /// One layer's cache.

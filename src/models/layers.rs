@@ -1,6 +1,13 @@
 //! Building blocks shared by every architecture. Linear and embedding layers are quantized in
 //! place: the same type holds float or MLX-quantized weights, chosen at load time by whether
 //! `<path>.scales` is in the weights (mlx-lm's rule), with per-layer parameters from the config.
+//! The submodules hold the larger pieces architectures compose: attention variants, gated MLPs,
+//! mixture-of-experts layers, RoPE kinds and the activations mlx-lm compiles.
+pub mod activations;
+pub mod attention;
+pub mod experts;
+pub mod mlp;
+pub mod rope;
 use mlx_rs::{
     fast,
     ops::{dequantize, matmul, quantized_matmul},
@@ -21,25 +28,19 @@ pub struct Quantized {
     pub params: QuantParams,
 }
 
-/// A weight matrix `[out, in]`, float or quantized.
-pub enum Weight {
-    Float(Array),
-    Quantized(Quantized),
-}
-
-impl Weight {
-    /// Loads `<path>.weight` of logical shape `[out_dim, in_dim]`, quantized when `<path>.scales`
-    /// exists.
+impl Quantized {
+    /// The quantized tensors of `<path>` when `<path>.scales` exists: logical shape
+    /// `[..rows, in_dim]` (`rows` the leading axes), with parameters from the config's
+    /// quantization block. `None` when the module is stored in floating point.
     pub fn load(
         store: &mut WeightStore,
         path: &str,
-        in_dim: usize,
-        out_dim: usize,
+        rows: &[i32],
+        in_dim: i32,
         quantization: Option<&QuantizationConfig>,
-    ) -> Result<Self> {
-        let (out_dim, in_dim) = (out_dim as i32, in_dim as i32);
+    ) -> Result<Option<Self>> {
         if !store.contains(&format!("{path}.scales")) {
-            return Ok(Weight::Float(store.take_shaped(&format!("{path}.weight"), &[out_dim, in_dim])?));
+            return Ok(None);
         }
         let params = quantization
             .ok_or_else(|| Error::UnsupportedQuantization {
@@ -57,14 +58,38 @@ impl Weight {
                 detail: format!("input size {in_dim} is not a multiple of group_size {}", params.group_size),
             });
         }
-        let packed = in_dim * params.bits / 32;
-        let groups = in_dim / params.group_size;
-        Ok(Weight::Quantized(Quantized {
-            weight: store.take_shaped(&format!("{path}.weight"), &[out_dim, packed])?,
-            scales: store.take_shaped(&format!("{path}.scales"), &[out_dim, groups])?,
-            biases: store.take_shaped(&format!("{path}.biases"), &[out_dim, groups])?,
+        let shape = |last: i32| [rows, &[last]].concat();
+        let packed = shape(in_dim * params.bits / 32);
+        let groups = shape(in_dim / params.group_size);
+        Ok(Some(Quantized {
+            weight: store.take_shaped(&format!("{path}.weight"), &packed)?,
+            scales: store.take_shaped(&format!("{path}.scales"), &groups)?,
+            biases: store.take_shaped(&format!("{path}.biases"), &groups)?,
             params,
         }))
+    }
+}
+
+/// A weight matrix `[out, in]`, float or quantized.
+pub enum Weight {
+    Float(Array),
+    Quantized(Quantized),
+}
+
+impl Weight {
+    /// Loads `<path>.weight` of logical shape `[out_dim, in_dim]`, quantized when `<path>.scales`
+    /// exists.
+    pub fn load(
+        store: &mut WeightStore,
+        path: &str,
+        in_dim: usize,
+        out_dim: usize,
+        quantization: Option<&QuantizationConfig>,
+    ) -> Result<Self> {
+        Ok(match Quantized::load(store, path, &[out_dim as i32], in_dim as i32, quantization)? {
+            Some(q) => Weight::Quantized(q),
+            None => Weight::Float(store.take_shaped(&format!("{path}.weight"), &[out_dim as i32, in_dim as i32])?),
+        })
     }
 
     /// `x · Wᵀ`.
@@ -136,6 +161,13 @@ pub struct RmsNorm {
 impl RmsNorm {
     pub fn load(store: &mut WeightStore, path: &str, dim: usize, eps: f32) -> Result<Self> {
         Ok(Self { weight: store.take_shaped(&format!("{path}.weight"), &[dim as i32])?, eps })
+    }
+
+    /// Gemma's RMS norm, `rms_norm(x, 1 + weight)`: the stored weight is an offset from one.
+    /// Adding the one once here gives the very array mlx-lm adds on every call.
+    pub fn offset_by_one(self) -> Result<Self> {
+        let one = Array::from_f32(1.0).as_dtype(self.weight.dtype())?;
+        Ok(Self { weight: one.add(&self.weight)?, eps: self.eps })
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
