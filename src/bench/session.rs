@@ -9,7 +9,7 @@ use std::{
 
 use super::{
     plan::RunPoint,
-    record::{RunContext, RunRecord},
+    record::{ModelSize, RunContext, RunRecord},
     settings::Settings,
 };
 use crate::{
@@ -26,7 +26,7 @@ pub struct PreparedModel {
     pub dir: PathBuf,
     pub loaded: LoadedModel,
     pub tokenizer: Tokenizer,
-    /// Bytes of the model directory's safetensors files (what a decode step reads).
+    /// Bytes of the model directory's safetensors files.
     pub weight_bytes: Option<u64>,
 }
 
@@ -133,11 +133,14 @@ impl<'o> Session<'o> {
     /// The record of one point on `model` (or on the message it failed to load with).
     pub fn measure(&mut self, model: &Result<PreparedModel, String>, point: &RunPoint) -> RunRecord {
         self.observer.measuring(point);
-        let (outcome, weight_bytes) = match model {
-            Ok(model) => (guarded(|| self.trials(model, point)), model.weight_bytes),
+        let (outcome, size) = match model {
+            Ok(model) => (
+                guarded(|| self.trials(model, point)),
+                Some(ModelSize { file_bytes: model.weight_bytes, footprint: model.loaded.footprint }),
+            ),
             Err(message) => (Err(message.clone()), None),
         };
-        RunRecord::new(point.clone(), self.context.clone(), outcome, weight_bytes, self.peak_gbps)
+        RunRecord::new(point.clone(), self.context.clone(), outcome, size, self.peak_gbps)
     }
 
     /// The warmup trials, then the measured ones, of `point`.

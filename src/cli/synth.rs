@@ -57,15 +57,19 @@ pub fn run(args: SynthArgs) -> Result<()> {
         force: args.force,
         ..SynthOptions::default()
     };
-    let progress = ProgressBar::new(synth::parameter_count(&config)?);
+    let progress = ProgressBar::new(synth::parameter_count(&config)?.total);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {percent}% of parameters")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let summary = synth::write_model_with_progress(&config, &options, &args.out, |p| progress.set_position(p.parameters_done))?;
     progress.finish_and_clear();
+    let active = match summary.active_parameters {
+        active if active < summary.parameters => format!(" ({:.3} B active)", active as f64 / 1e9),
+        _ => String::new(),
+    };
     println!(
-        "wrote {}: {:.3} B parameters, {:.3} GB of weights, {} files ({:.3} GB)",
+        "wrote {}: {:.3} B parameters{active}, {:.3} GB of weights, {} files ({:.3} GB)",
         args.out.display(),
         summary.parameters as f64 / 1e9,
         summary.weight_bytes as f64 / 1e9,

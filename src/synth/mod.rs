@@ -186,10 +186,22 @@ pub fn load_config_file(path: &Path, arch: Option<Arch>) -> Result<Value> {
     Ok(config)
 }
 
-/// Parameters (before quantization) of the model `config_json` describes, without writing it.
-pub fn parameter_count(config_json: &Value) -> Result<u64> {
+/// Parameters (before quantization) of a model, and those one token uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ParameterCount {
+    pub total: u64,
+    /// All but the experts a token is not routed to (the total for a dense model).
+    pub active: u64,
+}
+
+/// The parameters of the model `config_json` describes, without writing it.
+pub fn parameter_count(config_json: &Value) -> Result<ParameterCount> {
     let config = finished_config(config_json, &SynthOptions { bits: None, ..SynthOptions::default() }, 0)?;
-    Ok(architecture(&config)?.modules().iter().map(|m| m.kind.parameters()).sum())
+    let modules = architecture(&config)?.modules();
+    Ok(ParameterCount {
+        total: modules.iter().map(|m| m.kind.parameters()).sum(),
+        active: modules.iter().map(|m| m.kind.active_parameters()).sum(),
+    })
 }
 
 /// Writes the model `config_json` describes (a Hugging Face config.json; see [`preset_config`])
