@@ -551,3 +551,22 @@ fn time_a_preset() {
         started.elapsed().as_secs_f64()
     );
 }
+
+#[test]
+fn set_changes_one_key_and_refuses_nonsense() {
+    let mut config = synth::preset_config("mixtral-8x7b", None).unwrap();
+    let full = synth::parameter_count(&config).unwrap();
+    synth::set_key(&mut config, "num_hidden_layers=8").unwrap();
+    assert_eq!(config["num_hidden_layers"], 8);
+    let quarter = synth::parameter_count(&config).unwrap();
+    // Embeddings, head and final norm are 262,148,096 of the total; the layers scale.
+    let outside = 2 * 32_000 * 4096 + 4096;
+    assert_eq!((quarter.total - outside) * 4, full.total - outside);
+    assert_eq!((quarter.active - outside) * 4, full.active - outside);
+    synth::set_key(&mut config, "hidden_act=gelu").unwrap();
+    assert_eq!(config["hidden_act"], "gelu");
+    for bad in ["num_hidden_layers", "=3", "model_type=llama"] {
+        let err = synth::set_key(&mut config, bad).unwrap_err().to_string();
+        assert!(err.contains(bad), "{err}");
+    }
+}

@@ -186,6 +186,24 @@ pub fn load_config_file(path: &Path, arch: Option<Arch>) -> Result<Value> {
     Ok(config)
 }
 
+/// Sets one key of a Hugging Face config from `KEY=VALUE` (the value read as JSON, else taken as a
+/// string), e.g. `num_hidden_layers=8`. The model type cannot be changed this way.
+pub fn set_key(config: &mut Value, assignment: &str) -> Result<()> {
+    let invalid = |detail: &str| Error::InvalidOption(format!("--set {assignment:?}: {detail}"));
+    let (key, value) = assignment.split_once('=').ok_or_else(|| invalid("expected KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(invalid("the key is empty"));
+    }
+    if key == "model_type" {
+        return Err(invalid("the architecture comes from --preset, --config or --arch"));
+    }
+    let value = serde_json::from_str(value.trim()).unwrap_or_else(|_| Value::String(value.to_string()));
+    let object = config.as_object_mut().ok_or_else(|| invalid("the config is not a JSON object"))?;
+    object.insert(key.to_string(), value);
+    Ok(())
+}
+
 /// Parameters (before quantization) of a model, and those one token uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ParameterCount {
