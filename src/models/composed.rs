@@ -33,6 +33,23 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+impl AttentionShape {
+    /// The config's heads (`num_key_value_heads`, else as many as query heads) of `head_dim`.
+    pub fn of(c: &ModelConfig, head_dim: usize) -> Self {
+        Self { hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.n_kv_heads(), head_dim }
+    }
+
+    /// `head_dim^-1/2`, computed in double precision as mlx-lm's Python does.
+    pub fn default_scale(&self) -> f32 {
+        (self.head_dim as f64).powf(-0.5) as f32
+    }
+}
+
+/// One plan per layer of `c`, from each layer's index and names.
+pub fn layer_plans(c: &ModelConfig, mut plan: impl FnMut(usize, &LayerNames) -> LayerPlan) -> Vec<LayerPlan> {
+    (0..c.num_hidden_layers).map(|i| plan(i, &LayerNames::of(i))).collect()
+}
+
 #[derive(Debug, Clone)]
 pub enum ProjectionModules {
     Separate { q_proj: Module, k_proj: Module, v_proj: Module },
@@ -270,6 +287,26 @@ impl FeedForwardPlan {
 }
 
 impl Blueprint {
+    /// `layers` with Llama's conventions around them: embeddings as they are, a head of its own
+    /// unless `tied`, plain RMS norms with the config's epsilon, plain residuals, one cache kind
+    /// for every layer, mlx-lm's default quantization; architectures override what differs.
+    pub fn new(c: &ModelConfig, layers: Vec<LayerPlan>, tied: bool) -> Self {
+        Self {
+            model_type: c.model_type.clone(),
+            vocab_size: c.vocab_size,
+            hidden_size: c.hidden_size,
+            embed_scale: EmbedScale::None,
+            layers,
+            lm_head: !tied,
+            norms_offset_by_one: false,
+            rms_norm_eps: c.rms_norm_eps,
+            final_softcap: None,
+            residual: Residual::Add,
+            caches: CachePolicy::Uniform,
+            quantization_overrides: Vec::new(),
+        }
+    }
+
     fn embed_tokens(&self) -> Module {
         Module { path: EMBED_TOKENS.into(), kind: ModuleKind::Embedding { vocab: self.vocab_size, dim: self.hidden_size } }
     }

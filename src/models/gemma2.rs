@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::{
-    composed::{AttentionShape, Blueprint, CachePolicy, EmbedScale, LayerNames, LayerPlan, Residual},
+    composed::{layer_plans, AttentionShape, Blueprint, EmbedScale, LayerPlan},
     layers::{attention::Scores, mlp::GateActivation, rope::RopeSpec},
 };
 use crate::{
@@ -43,36 +43,23 @@ pub fn blueprint(c: &ModelConfig) -> Result<Blueprint> {
     let missing = |key: &str| Error::InvalidOption(format!("gemma2 config.json lacks {key}"));
     let head_dim = c.head_dim.ok_or_else(|| missing("head_dim"))?;
     let kv_heads = c.num_key_value_heads.ok_or_else(|| missing("num_key_value_heads"))?;
-    let shape = AttentionShape { hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads, head_dim };
+    let shape = AttentionShape { kv_heads, ..AttentionShape::of(c, head_dim) };
     let scores = match args.attn_logit_softcapping {
         Some(cap) => Scores::SoftCapped { cap },
         None => Scores::Fused,
     };
     let rope = RopeSpec::Standard { dims: head_dim, base: c.rope_theta.unwrap_or(10_000.0), traditional: c.rope_traditional, scaling: None };
     let scale = (1.0 / args.query_pre_attn_scalar.sqrt()) as f32;
-    let layers = (0..c.num_hidden_layers)
-        .map(|i| {
-            let p = LayerNames::of(i);
-            LayerPlan {
-                norms: p.sandwich_norms(c.hidden_size),
-                attention: p.attention(shape, false, false, scale, scores, rope.clone()),
-                feed_forward: p.gated_mlp(c.hidden_size, c.intermediate_size, false, GateActivation::GeluApprox),
-                window: None,
-            }
-        })
-        .collect();
+    let layers = layer_plans(c, |_, p| LayerPlan {
+        norms: p.sandwich_norms(c.hidden_size),
+        attention: p.attention(shape, false, false, scale, scores, rope.clone()),
+        feed_forward: p.gated_mlp(c.hidden_size, c.intermediate_size, false, GateActivation::GeluApprox),
+        window: None,
+    });
     Ok(Blueprint {
-        model_type: c.model_type.clone(),
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
         embed_scale: EmbedScale::SqrtHidden,
-        layers,
-        lm_head: false,
         norms_offset_by_one: true,
-        rms_norm_eps: c.rms_norm_eps,
         final_softcap: args.final_logit_softcapping,
-        residual: Residual::Add,
-        caches: CachePolicy::Uniform,
-        quantization_overrides: Vec::new(),
+        ..Blueprint::new(c, layers, true)
     })
 }

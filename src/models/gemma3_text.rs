@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::{
-    composed::{AttentionShape, Blueprint, CachePolicy, EmbedScale, LayerNames, LayerPlan, Residual},
+    composed::{layer_plans, AttentionShape, Blueprint, CachePolicy, EmbedScale, LayerPlan, Residual},
     layers::{attention::Scores, mlp::GateActivation, rope::RopeSpec},
 };
 use crate::{
@@ -59,7 +59,7 @@ pub fn blueprint(c: &ModelConfig, has_lm_head: bool) -> Result<Blueprint> {
         return Err(Error::InvalidOption("gemma3_text config.json: sliding_window and sliding_window_pattern must be at least 1".into()));
     }
     let head_dim = c.head_dim.unwrap_or(256);
-    let shape = AttentionShape { hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.num_key_value_heads.unwrap_or(1), head_dim };
+    let shape = AttentionShape { kv_heads: c.num_key_value_heads.unwrap_or(1), ..AttentionShape::of(c, head_dim) };
     let scale = args.query_pre_attn_scalar.powf(-0.5) as f32;
     let local = RopeSpec::Standard { dims: head_dim, base: args.rope_local_base_freq, traditional: false, scaling: None };
     let global = RopeSpec::Standard {
@@ -68,31 +68,21 @@ pub fn blueprint(c: &ModelConfig, has_lm_head: bool) -> Result<Blueprint> {
         traditional: false,
         scaling: c.rope_scaling.clone(),
     };
-    let layers = (0..c.num_hidden_layers)
-        .map(|i| {
-            let p = LayerNames::of(i);
-            let sliding = args.is_sliding(i);
-            let rope = if sliding { local.clone() } else { global.clone() };
-            LayerPlan {
-                norms: p.sandwich_norms(c.hidden_size),
-                attention: p.attention(shape, false, true, scale, Scores::Fused, rope),
-                feed_forward: p.gated_mlp(c.hidden_size, c.intermediate_size, false, GateActivation::GeluApprox),
-                window: sliding.then_some(args.sliding_window),
-            }
-        })
-        .collect();
+    let layers = layer_plans(c, |i, p| {
+        let sliding = args.is_sliding(i);
+        let rope = if sliding { local.clone() } else { global.clone() };
+        LayerPlan {
+            norms: p.sandwich_norms(c.hidden_size),
+            attention: p.attention(shape, false, true, scale, Scores::Fused, rope),
+            feed_forward: p.gated_mlp(c.hidden_size, c.intermediate_size, false, GateActivation::GeluApprox),
+            window: sliding.then_some(args.sliding_window),
+        }
+    });
     Ok(Blueprint {
-        model_type: c.model_type.clone(),
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
         embed_scale: EmbedScale::SqrtHiddenBfloat16,
-        layers,
-        lm_head: has_lm_head,
         norms_offset_by_one: true,
-        rms_norm_eps: c.rms_norm_eps,
-        final_softcap: None,
         residual: Residual::ClipFloat16,
         caches: CachePolicy::PerLayer,
-        quantization_overrides: Vec::new(),
+        ..Blueprint::new(c, layers, !has_lm_head)
     })
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::{
-    composed::{AttentionShape, Blueprint, CachePolicy, EmbedScale, LayerNames, LayerPlan, Residual},
+    composed::{layer_plans, AttentionShape, Blueprint, LayerPlan},
     layers::{attention::Scores, experts::Routing, rope::RopeSpec},
 };
 use crate::{config::ModelConfig, error::Result};
@@ -31,39 +31,20 @@ pub fn blueprint(c: &ModelConfig) -> Result<Blueprint> {
     let args: ModelArgs = c.keys()?;
     super::check_experts(c, args.num_local_experts, args.num_experts_per_tok)?;
     let head_dim = c.hidden_size / c.num_attention_heads;
-    let shape = AttentionShape { hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.n_kv_heads(), head_dim };
+    let shape = AttentionShape::of(c, head_dim);
     let rope = RopeSpec::Standard { dims: head_dim, base: c.rope_theta.unwrap_or(1_000_000.0), traditional: c.rope_traditional, scaling: None };
-    let scale = (head_dim as f64).powf(-0.5) as f32;
-    let layers = (0..c.num_hidden_layers)
-        .map(|i| {
-            let p = LayerNames::of(i);
-            LayerPlan {
-                norms: p.pre_norms(c.hidden_size),
-                attention: p.attention(shape, false, false, scale, Scores::Fused, rope.clone()),
-                feed_forward: p.sparse_moe(
-                    "block_sparse_moe",
-                    c.hidden_size,
-                    c.intermediate_size,
-                    args.num_local_experts,
-                    args.num_experts_per_tok,
-                    Routing::TopKThenSoftmax,
-                ),
-                window: None,
-            }
-        })
-        .collect();
-    Ok(Blueprint {
-        model_type: c.model_type.clone(),
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
-        embed_scale: EmbedScale::None,
-        layers,
-        lm_head: !c.tie_word_embeddings.unwrap_or(false),
-        norms_offset_by_one: false,
-        rms_norm_eps: c.rms_norm_eps,
-        final_softcap: None,
-        residual: Residual::Add,
-        caches: CachePolicy::Uniform,
-        quantization_overrides: Vec::new(),
-    })
+    let layers = layer_plans(c, |_, p| LayerPlan {
+        norms: p.pre_norms(c.hidden_size),
+        attention: p.attention(shape, false, false, shape.default_scale(), Scores::Fused, rope.clone()),
+        feed_forward: p.sparse_moe(
+            "block_sparse_moe",
+            c.hidden_size,
+            c.intermediate_size,
+            args.num_local_experts,
+            args.num_experts_per_tok,
+            Routing::TopKThenSoftmax,
+        ),
+        window: None,
+    });
+    Ok(Blueprint::new(c, layers, c.tie_word_embeddings.unwrap_or(false)))
 }

@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use super::{
-    composed::{AttentionShape, Blueprint, CachePolicy, EmbedScale, LayerNames, LayerPlan, Residual},
+    composed::{layer_plans, AttentionShape, Blueprint, LayerPlan},
     layers::{attention::Scores, experts::Routing, mlp::GateActivation, rope::RopeSpec},
 };
 use crate::{
@@ -46,41 +46,25 @@ pub fn blueprint(c: &ModelConfig) -> Result<Blueprint> {
         super::check_experts(c, args.num_experts, args.num_experts_per_tok)?;
     }
     let head_dim = c.head_dim.ok_or_else(|| missing("head_dim"))?;
-    let shape = AttentionShape { hidden: c.hidden_size, heads: c.num_attention_heads, kv_heads: c.n_kv_heads(), head_dim };
+    let shape = AttentionShape::of(c, head_dim);
     let theta = c.rope_theta.or(c.rope_parameters.as_ref().and_then(|p| p.rope_theta)).ok_or_else(|| missing("rope_theta"))?;
     let rope = RopeSpec::Standard { dims: head_dim, base: theta, traditional: false, scaling: None };
-    let scale = (head_dim as f64).powf(-0.5) as f32;
     let routing = Routing::SoftmaxThenTopK { normalize: args.norm_topk_prob };
     let mut routers = Vec::new();
-    let layers = (0..c.num_hidden_layers)
-        .map(|i| {
-            let p = LayerNames::of(i);
-            let feed_forward = if args.is_sparse(i) {
-                routers.push((p.path("mlp.gate"), ROUTER_QUANTIZATION));
-                p.sparse_moe("mlp", c.hidden_size, args.moe_intermediate_size, args.num_experts, args.num_experts_per_tok, routing)
-            } else {
-                p.gated_mlp(c.hidden_size, c.intermediate_size, false, GateActivation::Silu)
-            };
-            LayerPlan {
-                norms: p.pre_norms(c.hidden_size),
-                attention: p.attention(shape, false, true, scale, Scores::Fused, rope.clone()),
-                feed_forward,
-                window: None,
-            }
-        })
-        .collect();
-    Ok(Blueprint {
-        model_type: c.model_type.clone(),
-        vocab_size: c.vocab_size,
-        hidden_size: c.hidden_size,
-        embed_scale: EmbedScale::None,
-        layers,
-        lm_head: !c.tie_word_embeddings.ok_or_else(|| missing("tie_word_embeddings"))?,
-        norms_offset_by_one: false,
-        rms_norm_eps: c.rms_norm_eps,
-        final_softcap: None,
-        residual: Residual::Add,
-        caches: CachePolicy::Uniform,
-        quantization_overrides: routers,
-    })
+    let layers = layer_plans(c, |i, p| {
+        let feed_forward = if args.is_sparse(i) {
+            routers.push((p.path("mlp.gate"), ROUTER_QUANTIZATION));
+            p.sparse_moe("mlp", c.hidden_size, args.moe_intermediate_size, args.num_experts, args.num_experts_per_tok, routing)
+        } else {
+            p.gated_mlp(c.hidden_size, c.intermediate_size, false, GateActivation::Silu)
+        };
+        LayerPlan {
+            norms: p.pre_norms(c.hidden_size),
+            attention: p.attention(shape, false, true, shape.default_scale(), Scores::Fused, rope.clone()),
+            feed_forward,
+            window: None,
+        }
+    });
+    let tied = c.tie_word_embeddings.ok_or_else(|| missing("tie_word_embeddings"))?;
+    Ok(Blueprint { quantization_overrides: routers, ..Blueprint::new(c, layers, tied) })
 }
