@@ -228,4 +228,16 @@ fn settings_the_architecture_cannot_run_are_refused_by_name() {
     assert!(err.contains("max_kv_size is not supported for gemma3_text"), "{err}");
     // A benchmark sweep records these as unsupported, not failed.
     assert_eq!(mlxbench::bench::Status::of_failure(&err), mlxbench::bench::Status::Unsupported);
+    // MLX's CPU gather_mm runs only float32: bfloat16 experts are refused on the CPU by name
+    // instead of failing inside MLX.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("loading").join("mixtral-bf16");
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = SynthOptions { bits: None, dtype: FloatDtype::Bfloat16, ..SynthOptions::default() };
+    synth::write_model(&synth::preset_config("tiny", Some(Arch::Mixtral)).unwrap(), &options, &dir).unwrap();
+    device::select(DeviceKind::Cpu).unwrap();
+    let Err(err) = models::load(&dir).unwrap().model.make_caches(&KvCacheOptions::default()) else {
+        panic!("bfloat16 experts were accepted on the CPU")
+    };
+    let err = err.to_string();
+    assert!(err.contains("float experts on the CPU is not supported for mixtral") && err.contains("Bfloat16"), "{err}");
 }

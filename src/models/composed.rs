@@ -19,6 +19,7 @@ use super::{
 };
 use crate::{
     cache::{KvCache, KvCacheOptions, Mask, PlainCache, RotatingCache},
+    device::{self, DeviceKind},
     config::{ModelConfig, QuantParams},
     error::{Error, Result},
     weights::WeightStore,
@@ -534,6 +535,14 @@ impl ComposedDecoder {
         Ok(masks)
     }
 
+    /// The dtype of the first float (unquantized) stacked experts, if any.
+    fn float_experts_dtype(&self) -> Option<Dtype> {
+        self.layers.iter().find_map(|layer| match &layer.feed_forward {
+            FeedForward::Sparse(SparseMoe { experts: SwitchGlu { gate_proj: SwitchLinear::Float(w), .. }, .. }) => Some(w.dtype()),
+            _ => None,
+        })
+    }
+
     fn unsupported(&self, setting: &'static str, reason: String) -> Error {
         Error::UnsupportedSetting { model_type: self.blueprint.model_type.clone(), setting, reason }
     }
@@ -578,6 +587,17 @@ impl LanguageModel for ComposedDecoder {
     /// mlx-lm's caches for this architecture, refusing what mlx-lm cannot run on it.
     fn make_caches(&self, options: &KvCacheOptions) -> Result<Vec<KvCache>> {
         options.validate(self.head_dim)?;
+        if let Some(dtype) = self.float_experts_dtype().filter(|d| *d != Dtype::Float32) {
+            if device::current_kind()? == DeviceKind::Cpu {
+                return Err(self.unsupported(
+                    "running float experts on the CPU",
+                    format!(
+                        "they are {dtype:?} and MLX 0.32.2's CPU gather_mm runs only float32 (mlx-lm fails the same way); \
+                         use float32 weights (synth --dtype float32) or a quantized model"
+                    ),
+                ));
+            }
+        }
         let windows: Vec<Option<i32>> = self.layers.iter().map(|l| l.window).collect();
         if options.kv_bits.is_some() {
             if self.layers.iter().any(|l| matches!(l.attention.scores, Scores::SoftCapped { .. })) {
