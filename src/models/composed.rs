@@ -19,8 +19,8 @@ use super::{
 };
 use crate::{
     cache::{KvCache, KvCacheOptions, Mask, PlainCache, RotatingCache},
-    device::{self, DeviceKind},
     config::{ModelConfig, QuantParams},
+    device::{self, DeviceKind},
     error::{Error, Result},
     weights::WeightStore,
 };
