@@ -42,6 +42,9 @@ pub struct ModelConfig {
     pub eos_token_id: Option<EosTokenId>,
     #[serde(default)]
     pub quantization: Option<QuantizationConfig>,
+    /// Every other key, for the architecture that reads it (see [`ModelConfig::keys`]).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 fn default_rms_norm_eps() -> f32 {
@@ -61,6 +64,19 @@ pub struct RopeScaling {
     pub high_freq_factor: Option<f32>,
     #[serde(default)]
     pub original_max_position_embeddings: Option<usize>,
+    /// LongRoPE (`longrope` / `su`): per-frequency factors beyond the original context.
+    #[serde(default)]
+    pub long_factor: Option<RopeFactors>,
+    #[serde(default)]
+    pub short_factor: Option<RopeFactors>,
+}
+
+/// LongRoPE factors: one per rotated frequency, or one for all.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RopeFactors {
+    One(f32),
+    Each(Vec<f32>),
 }
 
 /// `rope_parameters` (transformers >= 5).
@@ -157,6 +173,13 @@ impl ModelConfig {
 
     pub fn head_dim(&self) -> usize {
         self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+    }
+
+    /// The keys one architecture reads beyond the common ones (`T` mirrors them with serde's
+    /// defaults); a key of the wrong type is an error naming the architecture and the key.
+    pub fn keys<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(serde_json::Value::Object(self.other.clone()))
+            .map_err(|e| Error::InvalidOption(format!("{} config.json: {e}", self.model_type)))
     }
 
     pub fn eos_token_ids(&self) -> Vec<u32> {

@@ -124,6 +124,14 @@ pub fn select(kind: DeviceKind) -> Result<DeviceInfo> {
     Ok(DeviceInfo { device: kind, backend, mlx_version })
 }
 
+/// The kind of MLX's default device now (what [`select`] last chose).
+pub fn current_kind() -> Result<DeviceKind> {
+    Ok(match MlxDevice::try_default()?.get_type()? {
+        mlx_rs::DeviceType::Cpu => DeviceKind::Cpu,
+        mlx_rs::DeviceType::Gpu => DeviceKind::Gpu,
+    })
+}
+
 /// The device `--device` means when not given: the GPU where this MLX has one.
 pub fn default_kind() -> DeviceKind {
     if gpu_backend().is_some() {

@@ -71,6 +71,10 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
+    /// A generation setting this architecture cannot run (and mlx-lm does not run either).
+    #[error("{setting} is not supported for {model_type}: {reason}")]
+    UnsupportedSetting { model_type: String, setting: &'static str, reason: String },
+
     /// Writing text into memory failed (a `Display` implementation reported an error).
     #[error("formatting text: {0}")]
     Format(#[from] std::fmt::Error),

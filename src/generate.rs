@@ -120,13 +120,12 @@ impl Sampling {
 impl<'m> Generation<'m> {
     /// Prepares a generation of `prompt` (`[B, L]`, L ≥ 1); nothing runs yet.
     pub fn new(model: &'m dyn LanguageModel, prompt: &Tokens, options: GenerateOptions) -> Result<Self> {
-        options.kv.validate(model.head_dim())?;
         options.sampling.validate()?;
         if options.prefill_step_size == 0 {
             return Err(Error::InvalidOption("prefill_step_size must be at least 1".into()));
         }
         let ids = prompt.to_array()?;
-        let caches = options.kv.new_caches(model.num_layers());
+        let caches = model.make_caches(&options.kv)?;
         let batch = prompt.batch();
         Ok(Self { model, caches, options, pending: Some(ids), ahead: None, produced: 0, finished: vec![false; batch] })
     }

@@ -26,6 +26,7 @@ pub mod hub;
 pub mod hwinfo;
 pub mod measure;
 pub mod models;
+pub mod ops;
 pub mod prompt;
 pub mod report;
 pub mod rng;

@@ -16,6 +16,18 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// A count of parameters as model cards write it: `30.53 B`, `494.0 M`, `81.9 k`.
+pub fn human_count(n: u64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2} B", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.1} M", n / 1e6)
+    } else {
+        format!("{:.1} k", n / 1e3)
+    }
+}
+
 /// Bytes to four significant digits in decimal units, for tables of changes: `3.347 MB`.
 pub fn significant_bytes(bytes: f64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];

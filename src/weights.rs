@@ -59,6 +59,11 @@ impl WeightStore {
         self.tensors.contains_key(name)
     }
 
+    /// Bytes of a tensor still in the store.
+    pub fn nbytes(&self, name: &str) -> Option<usize> {
+        self.tensors.get(name).map(|(a, _)| a.nbytes())
+    }
+
     /// Takes a tensor that must exist.
     pub fn take(&mut self, name: &str) -> Result<Array> {
         let array = self.tensors.remove(name).map(|(a, _)| a).ok_or_else(|| Error::MissingTensor {

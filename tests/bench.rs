@@ -11,11 +11,12 @@ use mlxbench::{
     bench::{
         guarded,
         ids::{benchmark_id, model_label},
-        Axes, BenchConfig, Engine, Observer, Repeats, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
+        Axes, BenchConfig, Engine, ModelSize, Observer, Repeats, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
     },
     device::{self, DeviceKind},
     gate::{memory_page, CriterionArgs, MemoryRecord},
     measure::{Phase, TrialMemory, TrialMetrics, TrialTimings},
+    models::Footprint,
     synth::{self, Arch, FloatDtype, SynthOptions},
 };
 
@@ -149,19 +150,36 @@ fn trial(n_generated: usize, last_ms: u64, kv_cache_bytes: u64) -> TrialMetrics 
     TrialMetrics::from_timings(&timings, TrialMemory { kv_cache_bytes, ..TrialMemory::default() })
 }
 
+/// A dense model of `bytes` bytes and `bytes` parameters.
+fn dense(bytes: u64) -> ModelSize {
+    let footprint = Footprint { parameters: bytes, active_parameters: bytes, weight_bytes: bytes, decode_bytes: bytes };
+    ModelSize { file_bytes: Some(bytes + 1000), footprint }
+}
+
 #[test]
 fn a_record_carries_the_decode_bandwidth_of_its_median_trial() {
     // 101 tokens in 1, 2 and 4 s after the first: 100, 50 and 25 t/s; the median is 50 t/s.
     let trials = vec![trial(101, 1100, 1_000_000), trial(101, 2100, 3_000_000), trial(101, 4100, 2_000_000)];
-    let record = RunRecord::new(point("m", None, 65, 101), run_context(3), Ok(trials), Some(698_000_000), Some(400.0));
+    let record = RunRecord::new(point("m", None, 65, 101), run_context(3), Ok(trials.clone()), Some(dense(698_000_000)), Some(400.0));
     assert_eq!(record.status, Status::Ok);
     // (weights 698 MB + median KV 2 MB) × 50 t/s = 35 GB/s, 8.75% of 400 GB/s.
     assert_eq!(record.decode_gbps, Some(35.0));
     assert_eq!(record.bandwidth_utilisation, Some(35.0 / 400.0));
+    assert_eq!(record.weight_bytes, Some(698_001_000), "the files, headers included");
+    // A mixture of experts: 2.1 GB of weights of which a token reads 698 MB; 3 B parameters,
+    // 1 B active. The bandwidth counts only what a token reads.
+    let moe = Footprint { parameters: 3_000_000_000, active_parameters: 1_000_000_000, weight_bytes: 2_100_000_000, decode_bytes: 698_000_000 };
+    let size = ModelSize { file_bytes: Some(2_100_001_000), footprint: moe };
+    let record = RunRecord::new(point("m", None, 65, 101), run_context(3), Ok(trials), Some(size), Some(400.0));
+    assert_eq!(record.decode_gbps, Some(35.0));
+    assert_eq!(
+        (record.parameters, record.active_parameters, record.decode_weight_bytes, record.weight_bytes),
+        (Some(3_000_000_000), Some(1_000_000_000), Some(698_000_000), Some(2_100_001_000))
+    );
     // Unknown weights or peak: no estimate rather than a wrong one.
     let trials = vec![trial(101, 1100, 0)];
     assert_eq!(RunRecord::new(point("m", None, 65, 101), run_context(1), Ok(trials.clone()), None, Some(400.0)).decode_gbps, None);
-    let no_peak = RunRecord::new(point("m", None, 65, 101), run_context(1), Ok(trials), Some(1_000_000_000), None);
+    let no_peak = RunRecord::new(point("m", None, 65, 101), run_context(1), Ok(trials), Some(dense(1_000_000_000)), None);
     assert_eq!((no_peak.decode_gbps, no_peak.bandwidth_utilisation), (Some(100.0), None));
 }
 

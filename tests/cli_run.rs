@@ -99,6 +99,45 @@ fn a_failing_model_is_reported_and_the_sweep_goes_on() {
     assert!(table.contains("| failed: "), "{table}");
 }
 
+/// A mixture of experts reports its active parameters beside the total and a decode bandwidth of
+/// the weights a token reads; a setting an architecture cannot run (Gemma 3 with a quantized KV
+/// cache) is recorded as unsupported and the sweep goes on.
+#[test]
+fn mixtures_of_experts_report_active_parameters_and_refusals_are_unsupported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |arch: Arch, name: &str| {
+        let out = tmp.path().join(name);
+        let options = SynthOptions { bits: Some(4), dtype: FloatDtype::Float32, ..SynthOptions::default() };
+        synth::write_model(&synth::preset_config("tiny", Some(arch)).unwrap(), &options, &out).unwrap();
+        out.to_str().unwrap().to_string()
+    };
+    let (moe, gemma3) = (write(Arch::Qwen3Moe, "moe"), write(Arch::Gemma3Text, "gemma3"));
+    let json = tmp.path().join("r.json");
+    let out = mlxbench(&[
+        "run", "--model", &format!("{moe},{gemma3}"), "-p", "24", "-n", "4", "--kv-bits", "none,8", "--repeats", "1",
+        "--warmup", "0", "--device", "cpu", "--output", json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: JsonReport = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let statuses: Vec<Status> = report.records.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![Status::Ok, Status::Ok, Status::Ok, Status::Unsupported]);
+    assert!(report.records[3].error.as_ref().unwrap().contains("kv_bits is not supported for gemma3_text"));
+
+    let r = &report.records[0];
+    let (total, active) = (r.parameters.unwrap(), r.active_parameters.unwrap());
+    // 2 layers × 6 unused experts × 3 projections of 128 × 256.
+    assert_eq!(total - active, 2 * 6 * 3 * 128 * 256);
+    let (files, decode) = (r.weight_bytes.unwrap(), r.decode_weight_bytes.unwrap());
+    assert!(decode < files, "a token reads {decode} of {files} bytes");
+    let s = r.summary.as_ref().unwrap();
+    let expected = (decode as f64 + s.kv_cache_bytes.as_ref().unwrap().median) * s.generation_tps_per_sequence.as_ref().unwrap().median / 1e9;
+    assert!((r.decode_gbps.unwrap() - expected).abs() <= 1e-12 * expected);
+    let dense = &report.records[2];
+    assert_eq!(dense.parameters, dense.active_parameters);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains(&format!("| {:.1} M ({:.1} M active) |", total as f64 / 1e6, active as f64 / 1e6)), "{table}");
+}
+
 #[test]
 fn bad_flags_are_clap_errors() {
     for (args, mentions) in [

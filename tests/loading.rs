@@ -1,5 +1,6 @@
 //! Loading errors: each bad model directory gives an error that names the culprit (file, tensor,
-//! module or model type), never a panic. Models here are written by the test itself.
+//! module or model type), never a panic; settings an architecture cannot run are refused by
+//! name. Models here are written by the test itself (or by `synth`, then spoiled).
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
@@ -10,6 +11,7 @@ use mlxbench::{
     cache::KvCacheOptions,
     device::{self, DeviceKind},
     models,
+    synth::{self, Arch, FloatDtype, SynthOptions},
 };
 use serde_json::json;
 
@@ -137,4 +139,105 @@ fn quantized_rotating_cache_is_refused() {
     assert!(err.contains("kv_bits") && err.contains("max_kv_size"), "{err}");
     assert!(KvCacheOptions { kv_bits: Some(8), ..KvCacheOptions::default() }.validate(64).is_ok());
     assert!(KvCacheOptions { kv_bits: Some(8), ..KvCacheOptions::default() }.validate(48).is_err(), "group 64 must divide head_dim");
+}
+
+/// A synthetic tiny model of `arch` (float32), its tensors then spoiled by `spoil`.
+fn spoiled_synthetic(name: &str, arch: Arch, spoil: impl FnOnce(&mut HashMap<String, Array>)) -> PathBuf {
+    device::select(DeviceKind::Cpu).unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("loading").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = synth::preset_config("tiny", Some(arch)).unwrap();
+    let options = SynthOptions { bits: None, dtype: FloatDtype::Float32, ..SynthOptions::default() };
+    synth::write_model(&config, &options, &dir).unwrap();
+    let file = dir.join("model.safetensors");
+    let mut tensors: HashMap<String, Array> = Array::load_safetensors(&file).unwrap();
+    spoil(&mut tensors);
+    std::fs::remove_file(dir.join("model.safetensors.index.json")).unwrap();
+    // The loaded arrays still read from `file`: write beside it, then replace it.
+    let spoiled = dir.join("spoiled.safetensors");
+    Array::save_safetensors(tensors.iter().map(|(k, v)| (k.as_str(), v)), None, &spoiled).unwrap();
+    std::fs::rename(&spoiled, &file).unwrap();
+    dir
+}
+
+#[test]
+fn expert_tensors_are_named_when_missing_misshapen_or_unstacked() {
+    let switch = "model.layers.1.block_sparse_moe.switch_mlp.up_proj.weight";
+    assert!(models::load(&spoiled_synthetic("mixtral-valid", Arch::Mixtral, |_| {})).is_ok());
+    let dir = spoiled_synthetic("mixtral-missing", Arch::Mixtral, |t| {
+        t.remove(switch);
+    });
+    let err = load_error(&dir);
+    assert!(err.contains(switch) && err.contains("not found"), "{err}");
+    // One expert short: [7, 128, 256] instead of [8, 128, 256].
+    let dir = spoiled_synthetic("mixtral-shape", Arch::Mixtral, |t| {
+        t.insert(switch.into(), Array::zeros::<f32>(&[7, 128, 256]).unwrap());
+    });
+    let err = load_error(&dir);
+    assert!(err.contains(switch) && err.contains("[7, 128, 256]") && err.contains("[8, 128, 256]"), "{err}");
+    // Hugging Face's per-expert layout is not ours (mlx-lm's convert stacks it).
+    let dir = spoiled_synthetic("mixtral-unstacked", Arch::Mixtral, |t| {
+        t.insert("model.layers.0.block_sparse_moe.experts.0.w1.weight".into(), Array::zeros::<f32>(&[128, 256]).unwrap());
+    });
+    let err = load_error(&dir);
+    assert!(err.contains("model.layers.0.block_sparse_moe.experts.0.w1.weight") && err.contains("not used"), "{err}");
+    let router = "model.layers.0.mlp.gate.weight";
+    let dir = spoiled_synthetic("qwen3-moe-router", Arch::Qwen3Moe, |t| {
+        t.remove(router);
+    });
+    let err = load_error(&dir);
+    assert!(err.contains(router), "{err}");
+}
+
+#[test]
+fn gemma_and_phi3_tensors_are_named() {
+    let q_norm = "model.layers.1.self_attn.q_norm.weight";
+    let err = load_error(&spoiled_synthetic("gemma3-q-norm", Arch::Gemma3Text, |t| {
+        t.remove(q_norm);
+    }));
+    assert!(err.contains(q_norm) && err.contains("not found"), "{err}");
+    let post_ff = "model.layers.0.post_feedforward_layernorm.weight";
+    let err = load_error(&spoiled_synthetic("gemma2-post-ff", Arch::Gemma2, |t| {
+        t.insert(post_ff.into(), Array::zeros::<f32>(&[255]).unwrap());
+    }));
+    assert!(err.contains(post_ff) && err.contains("[255]") && err.contains("[256]"), "{err}");
+    // Phi-3's fused projection holds queries (4 × 64), keys and values (2 × 64 each).
+    let qkv = "model.layers.0.self_attn.qkv_proj.weight";
+    let err = load_error(&spoiled_synthetic("phi3-qkv", Arch::Phi3, |t| {
+        t.insert(qkv.into(), Array::zeros::<f32>(&[256, 256]).unwrap());
+    }));
+    assert!(err.contains(qkv) && err.contains("[512, 256]"), "{err}");
+}
+
+#[test]
+fn settings_the_architecture_cannot_run_are_refused_by_name() {
+    let refuse = |arch: Arch, options: KvCacheOptions| -> String {
+        let dir = spoiled_synthetic(&format!("refuse-{arch}"), arch, |_| {});
+        let loaded = models::load(&dir).unwrap();
+        match loaded.model.make_caches(&options) {
+            Ok(_) => panic!("{arch}: {options:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    };
+    let kv8 = KvCacheOptions { kv_bits: Some(8), ..KvCacheOptions::default() };
+    let err = refuse(Arch::Gemma2, kv8);
+    assert!(err.contains("kv_bits is not supported for gemma2") && err.contains("soft-capped"), "{err}");
+    let err = refuse(Arch::Gemma3Text, kv8);
+    assert!(err.contains("kv_bits is not supported for gemma3_text") && err.contains("rotating"), "{err}");
+    let err = refuse(Arch::Gemma3Text, KvCacheOptions { max_kv_size: Some(64), ..KvCacheOptions::default() });
+    assert!(err.contains("max_kv_size is not supported for gemma3_text"), "{err}");
+    // A benchmark sweep records these as unsupported, not failed.
+    assert_eq!(mlxbench::bench::Status::of_failure(&err), mlxbench::bench::Status::Unsupported);
+    // MLX's CPU gather_mm runs only float32: bfloat16 experts are refused on the CPU by name
+    // instead of failing inside MLX.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("loading").join("mixtral-bf16");
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = SynthOptions { bits: None, dtype: FloatDtype::Bfloat16, ..SynthOptions::default() };
+    synth::write_model(&synth::preset_config("tiny", Some(Arch::Mixtral)).unwrap(), &options, &dir).unwrap();
+    device::select(DeviceKind::Cpu).unwrap();
+    let Err(err) = models::load(&dir).unwrap().model.make_caches(&KvCacheOptions::default()) else {
+        panic!("bfloat16 experts were accepted on the CPU")
+    };
+    let err = err.to_string();
+    assert!(err.contains("float experts on the CPU is not supported for mixtral") && err.contains("Bfloat16"), "{err}");
 }

@@ -103,6 +103,14 @@ fn byte_counts_read_in_decimal_units() {
 }
 
 #[test]
+fn parameter_counts_read_as_model_cards_write_them() {
+    use mlxbench::units::human_count;
+    assert_eq!(human_count(30_532_122_624), "30.53 B");
+    assert_eq!(human_count(494_032_768), "494.0 M");
+    assert_eq!(human_count(81_920), "81.9 k");
+}
+
+#[test]
 fn decode_bandwidth_counts_weights_and_cache_per_step() {
     // 0.5 GB of weights + 0.1 GB of cache, 100 steps/s: 60 GB/s.
     assert!((decode_bandwidth_gbps(500_000_000, 100_000_000, 100.0) - 60.0).abs() < 1e-9);
@@ -177,6 +185,9 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         status,
         error: (status != Status::Ok).then(|| "out of memory, \"quoted\", | piped\nand two lines".into()),
         weight_bytes: Some(700_000_000),
+        parameters: Some(1_240_000_000),
+        active_parameters: Some(1_240_000_000),
+        decode_weight_bytes: Some(699_000_000),
         summary: (!trials.is_empty()).then(|| MetricSummaries::of(&trials)),
         trials,
         decode_gbps: Some(22.0),
@@ -231,6 +242,9 @@ fn markdown_has_one_row_per_configuration_and_escapes_cells() {
     assert!(prompt.stddev > 0.0);
     assert!(rows[0].contains(&format!("| {:.1} ± {:.1} |", prompt.mean, prompt.stddev)), "{}", rows[0]);
     assert!(rows[0].contains("| 22.0 (3%) |"), "{}", rows[0]);
+    assert!(rows[0].starts_with("| m1 | 1.24 B | 4 |"), "a dense model's parameters, no active count: {}", rows[0]);
+    let moe = RunRecord { parameters: Some(30_532_122_624), active_parameters: Some(3_353_032_704), ..ok.clone() };
+    assert!([moe].render(Format::Md).unwrap().contains("| m1 | 30.53 B (3.35 B active) | 4 |"));
     assert!(rows[1].contains("failed: out of memory, \"quoted\", \\| piped and two lines"), "{}", rows[1]);
     // Every row has the header's number of cells.
     let cells = |l: &str| l.replace("\\|", "").matches('|').count();

@@ -1,10 +1,11 @@
 //! Synthetic models (`mlxbench::synth`): every architecture's `tiny` model, float and 4-bit,
 //! loads through our loader and through mlx-lm's strict loader (names, shapes and dtypes as
 //! mlx-lm's own classes have them) with the same logits on both; writes are byte-reproducible;
-//! presets have the parameter counts of the real checkpoints.
+//! presets have the parameter counts (total and active) of the real checkpoints.
 //!
 //! Needs the Python reference that `.ci/setup` installs into target/pyref (or
-//! `$MLXBENCH_REFERENCE_PYTHON`).
+//! `$MLXBENCH_REFERENCE_PYTHON`), and mlx-lm 0.32.0 in target/pyref-moe (or
+//! `$MLXBENCH_REFERENCE_MOE_PYTHON`) for quantized mixtures of experts.
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -28,15 +29,42 @@ use serde_json::{json, Value};
 /// MLX work is serialized: tests run on threads, MLX's default device and stream are global.
 static MLX: Mutex<()> = Mutex::new(());
 
-const ARCHES: [Arch; 4] = [Arch::Llama, Arch::Mistral, Arch::Qwen2, Arch::Qwen3];
+const ARCHES: [Arch; 9] = [
+    Arch::Llama,
+    Arch::Mistral,
+    Arch::Qwen2,
+    Arch::Qwen3,
+    Arch::Gemma2,
+    Arch::Gemma3Text,
+    Arch::Phi3,
+    Arch::Mixtral,
+    Arch::Qwen3Moe,
+];
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("MLXBENCH_REFERENCE_PYTHON") {
+/// MLX's CPU `gather_mm` runs only float32, so float mixtures of experts are written in float32.
+fn is_moe(arch: Arch) -> bool {
+    matches!(arch, Arch::Mixtral | Arch::Qwen3Moe)
+}
+
+fn interpreter(variable: &str, venv: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(variable) {
         return PathBuf::from(p);
     }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyref/bin/python");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(venv).join("bin/python");
     assert!(p.is_file(), "no Python reference at {}: run .ci/setup (it installs mlx-lm there)", p.display());
     p
+}
+
+/// The mlx-lm to load the model in `dir` with: 0.32.0 for quantized mixtures of experts (later
+/// releases pass `global_scale` to `gather_qmm`, which MLX 0.32.2 lacks), else 0.32.2.
+fn python_for(dir: &Path) -> PathBuf {
+    let config = read_json(&dir.join("config.json"));
+    let moe = matches!(config["model_type"].as_str(), Some("mixtral" | "qwen3_moe"));
+    if moe && config.get("quantization").is_some() {
+        interpreter("MLXBENCH_REFERENCE_MOE_PYTHON", "pyref-moe")
+    } else {
+        interpreter("MLXBENCH_REFERENCE_PYTHON", "pyref")
+    }
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -100,6 +128,21 @@ struct PyResult {
 /// shape and none may be left over), tokenizes BASE_TEXT's first words with the transformers
 /// tokenizer and returns the last position's logits.
 fn mlx_lm_logits(dirs: &[&Path], text: &str) -> Vec<PyResult> {
+    let mut by_python: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        by_python.entry(python_for(dir)).or_default().push(i);
+    }
+    let mut results: Vec<Option<PyResult>> = dirs.iter().map(|_| None).collect();
+    for (python, indices) in by_python {
+        let group: Vec<&Path> = indices.iter().map(|&i| dirs[i]).collect();
+        for (i, result) in indices.into_iter().zip(mlx_lm_logits_with(&python, &group, text)) {
+            results[i] = Some(result);
+        }
+    }
+    results.into_iter().map(|r| r.expect("every directory ran")).collect()
+}
+
+fn mlx_lm_logits_with(python: &Path, dirs: &[&Path], text: &str) -> Vec<PyResult> {
     let script = r#"
 import json, sys
 import mlx.core as mx
@@ -114,7 +157,7 @@ for d in sys.argv[2:]:
                     "last": logits[0, -1].astype(mx.float32).tolist()})
 json.dump(results, sys.stdout)
 "#;
-    let out = Command::new(python())
+    let out = Command::new(python)
         .arg("-c")
         .arg(script)
         .arg(text)
@@ -159,8 +202,12 @@ fn tiny_models_load_here_and_in_mlx_lm() {
     for arch in ARCHES {
         for bits in [Some(4), None] {
             let dir = scratch(&format!("tiny-{}-{}", arch.model_type(), bits.map_or("none".into(), |b| b.to_string())));
-            let summary = write(&tiny(arch), &options(bits), &dir);
-            assert!(summary.parameters > 1_000_000 && summary.parameters < 2_000_000, "{}", summary.parameters);
+            let dtype = if is_moe(arch) && bits.is_none() { FloatDtype::Float32 } else { FloatDtype::Bfloat16 };
+            let summary = write(&tiny(arch), &SynthOptions { dtype, ..options(bits) }, &dir);
+            assert!(summary.parameters > 1_000_000 && summary.parameters < 2_500_000, "{}", summary.parameters);
+            // 8 experts of 2 × 128 × 256 × 3 parameters per layer, 2 of them used per token.
+            let inactive = if is_moe(arch) { 2 * 6 * 128 * 256 * 3 } else { 0 };
+            assert_eq!(summary.parameters - summary.active_parameters, inactive, "{arch}");
             dirs.push(dir);
         }
     }
@@ -295,9 +342,12 @@ struct RealShape<'a> {
     kv_heads: u64,
     head_dim: Option<u64>,
     vocab: u64,
-    tied: bool,
-    /// The checkpoint's parameter count.
+    /// `tie_word_embeddings` (Gemma's configs have none: Gemma 2 always ties, Gemma 3 unless
+    /// the checkpoint has an lm_head).
+    tied: Option<bool>,
+    /// The checkpoint's parameter count, and the parameters one token uses.
     parameters: u64,
+    active_parameters: u64,
 }
 
 const fn shape(
@@ -306,20 +356,31 @@ const fn shape(
     [hidden, layers, heads, kv_heads]: [u64; 4],
     head_dim: Option<u64>,
     vocab: u64,
-    tied: bool,
-    parameters: u64,
+    tied: Option<bool>,
+    [parameters, active_parameters]: [u64; 2],
 ) -> RealShape<'static> {
-    RealShape { preset, model_type, hidden, layers, heads, kv_heads, head_dim, vocab, tied, parameters }
+    RealShape { preset, model_type, hidden, layers, heads, kv_heads, head_dim, vocab, tied, parameters, active_parameters }
 }
 
-const REAL_SHAPES: [RealShape<'static>; 7] = [
-    shape("llama-3.2-1b", "llama", [2048, 16, 32, 8], Some(64), 128256, true, 1_235_814_400),
-    shape("llama-3.2-3b", "llama", [3072, 28, 24, 8], Some(128), 128256, true, 3_212_749_824),
-    shape("llama-3.1-8b", "llama", [4096, 32, 32, 8], None, 128256, false, 8_030_261_248),
-    shape("qwen2.5-0.5b", "qwen2", [896, 24, 14, 2], None, 151936, true, 494_032_768),
-    shape("qwen3-0.6b", "qwen3", [1024, 28, 16, 8], Some(128), 151936, true, 596_049_920),
-    shape("qwen3-4b", "qwen3", [2560, 36, 32, 8], Some(128), 151936, true, 4_022_468_096),
-    shape("mistral-7b", "mistral", [4096, 32, 32, 8], None, 32768, false, 7_248_023_552),
+const fn dense(parameters: u64) -> [u64; 2] {
+    [parameters, parameters]
+}
+
+const REAL_SHAPES: [RealShape<'static>; 12] = [
+    shape("llama-3.2-1b", "llama", [2048, 16, 32, 8], Some(64), 128256, Some(true), dense(1_235_814_400)),
+    shape("llama-3.2-3b", "llama", [3072, 28, 24, 8], Some(128), 128256, Some(true), dense(3_212_749_824)),
+    shape("llama-3.1-8b", "llama", [4096, 32, 32, 8], None, 128256, Some(false), dense(8_030_261_248)),
+    shape("qwen2.5-0.5b", "qwen2", [896, 24, 14, 2], None, 151936, Some(true), dense(494_032_768)),
+    shape("qwen3-0.6b", "qwen3", [1024, 28, 16, 8], Some(128), 151936, Some(true), dense(596_049_920)),
+    shape("qwen3-4b", "qwen3", [2560, 36, 32, 8], Some(128), 151936, Some(true), dense(4_022_468_096)),
+    shape("mistral-7b", "mistral", [4096, 32, 32, 8], None, 32768, Some(false), dense(7_248_023_552)),
+    shape("gemma-2-2b", "gemma2", [2304, 26, 8, 4], Some(256), 256000, None, dense(2_614_341_888)),
+    shape("gemma-3-1b", "gemma3_text", [1152, 26, 4, 1], Some(256), 262144, None, dense(999_885_952)),
+    shape("phi-3-mini", "phi3", [3072, 32, 32, 32], None, 32064, Some(false), dense(3_821_079_552)),
+    // Mistral AI: "46.7B total parameters but only uses 12.9B parameters per token".
+    shape("mixtral-8x7b", "mixtral", [4096, 32, 32, 8], None, 32000, Some(false), [46_702_792_704, 12_879_925_248]),
+    // Qwen: "30.5B in total and 3.3B activated".
+    shape("qwen3-30b-a3b", "qwen3_moe", [2048, 48, 32, 4], Some(128), 151936, Some(false), [30_532_122_624, 3_353_032_704]),
 ];
 
 #[test]
@@ -330,6 +391,7 @@ fn presets_have_the_real_shapes() {
         assert!(PRESETS.contains(&name), "{name}");
         let c = synth::preset_config(name, None).unwrap();
         let u = |key: &str| c[key].as_u64().unwrap();
+        let count = synth::parameter_count(&c).unwrap();
         let got = RealShape {
             preset: name,
             model_type: c["model_type"].as_str().unwrap(),
@@ -339,8 +401,9 @@ fn presets_have_the_real_shapes() {
             kv_heads: u("num_key_value_heads"),
             head_dim: c.get("head_dim").and_then(Value::as_u64),
             vocab: u("vocab_size"),
-            tied: c["tie_word_embeddings"].as_bool().unwrap(),
-            parameters: synth::parameter_count(&c).unwrap(),
+            tied: c.get("tie_word_embeddings").and_then(Value::as_bool),
+            parameters: count.total,
+            active_parameters: count.active,
         };
         assert_eq!(&got, expected);
     }
@@ -353,6 +416,15 @@ fn presets_have_the_real_shapes() {
     );
     assert_eq!(synth::preset_config("llama-3.2-1b", None).unwrap()["rope_scaling"]["factor"], 32.0);
     assert_eq!(synth::preset_config("qwen2.5-0.5b", None).unwrap()["rms_norm_eps"], 1e-6);
+    let gemma3 = synth::preset_config("gemma-3-1b", None).unwrap();
+    assert_eq!((gemma3["sliding_window"].as_u64(), gemma3["sliding_window_pattern"].as_u64()), (Some(512), Some(6)));
+    let qwen3_moe = synth::preset_config("qwen3-30b-a3b", None).unwrap();
+    assert_eq!((u64_of(&qwen3_moe, "num_experts"), u64_of(&qwen3_moe, "num_experts_per_tok")), (128, 8));
+    assert_eq!(u64_of(&qwen3_moe, "moe_intermediate_size"), 768);
+}
+
+fn u64_of(config: &Value, key: &str) -> u64 {
+    config[key].as_u64().unwrap()
 }
 
 #[test]
@@ -421,14 +493,21 @@ fn bad_requests_are_refused_with_reasons() {
 
 /// Real widths through mlx-lm without writing gigabytes: every preset with one layer and a
 /// vocabulary cut to 4096 (the rest of each config as is), 4-bit. Float32 scales: MLX's CPU
-/// quantized matmul is ten times slower in bfloat16.
+/// quantized matmul is ten times slower in bfloat16. Gemma 3 keeps one whole pattern of layers
+/// (five sliding, one global: mlx-lm indexes the global layer's cache), and the mixtures of
+/// experts only as many experts as a token uses.
 #[test]
 fn preset_shapes_load_in_mlx_lm() {
     let mut dirs = Vec::new();
     for name in REAL_SHAPES.map(|s| s.preset) {
         let mut config = synth::preset_config(name, None).unwrap();
-        config["num_hidden_layers"] = json!(1);
+        config["num_hidden_layers"] = config.get("sliding_window_pattern").cloned().unwrap_or(json!(1));
         config["vocab_size"] = json!(4096);
+        for (experts, per_token) in [("num_local_experts", "num_experts_per_tok"), ("num_experts", "num_experts_per_tok")] {
+            if config.get(experts).is_some() {
+                config[experts] = config[per_token].clone();
+            }
+        }
         let dir = scratch(&format!("{name}-1-layer"));
         let started = Instant::now();
         write(&config, &SynthOptions { dtype: FloatDtype::Float32, ..options(Some(4)) }, &dir);
@@ -471,4 +550,23 @@ fn time_a_preset() {
         summary.bytes_written,
         started.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+fn set_changes_one_key_and_refuses_nonsense() {
+    let mut config = synth::preset_config("mixtral-8x7b", None).unwrap();
+    let full = synth::parameter_count(&config).unwrap();
+    synth::set_key(&mut config, "num_hidden_layers=8").unwrap();
+    assert_eq!(config["num_hidden_layers"], 8);
+    let quarter = synth::parameter_count(&config).unwrap();
+    // Embeddings, head and final norm are 262,148,096 of the total; the layers scale.
+    let outside = 2 * 32_000 * 4096 + 4096;
+    assert_eq!((quarter.total - outside) * 4, full.total - outside);
+    assert_eq!((quarter.active - outside) * 4, full.active - outside);
+    synth::set_key(&mut config, "hidden_act=gelu").unwrap();
+    assert_eq!(config["hidden_act"], "gelu");
+    for bad in ["num_hidden_layers", "=3", "model_type=llama"] {
+        let err = synth::set_key(&mut config, bad).unwrap_err().to_string();
+        assert!(err.contains(bad), "{err}");
+    }
 }

@@ -17,7 +17,17 @@ use crate::{
         stats::{ratio_of_medians_interval, seed_for},
         MetricSummaries, Summary, TrialMetrics,
     },
+    models::Footprint,
 };
+
+/// How big the model of a record is: its files, and its parameters and the bytes a decode step
+/// reads (fewer than the files hold for a mixture of experts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ModelSize {
+    /// Bytes of the model's safetensors files.
+    pub file_bytes: Option<u64>,
+    pub footprint: Footprint,
+}
 
 /// Where and with what a run was made; the same for every record of one invocation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,13 +122,18 @@ pub struct RunRecord {
     pub context: RunContext,
     pub status: Status,
     pub error: Option<String>,
-    /// Bytes of the model's weight files (what a decode step reads, KV cache aside).
+    /// Bytes of the model's weight files.
     pub weight_bytes: Option<u64>,
+    /// Parameters of the model, and those one token uses (fewer for a mixture of experts).
+    pub parameters: Option<u64>,
+    pub active_parameters: Option<u64>,
+    /// Bytes of weights one decode step reads: all but the experts a token is not routed to.
+    pub decode_weight_bytes: Option<u64>,
     /// Measured trials (warmup excluded), in order.
     pub trials: Vec<TrialMetrics>,
     pub summary: Option<MetricSummaries>,
-    /// Decode memory traffic of the median trial: (weights + KV cache) × per-sequence tokens/s,
-    /// GB/s.
+    /// Decode memory traffic of the median trial: (decode weight bytes + KV cache) ×
+    /// per-sequence tokens/s, GB/s.
     pub decode_gbps: Option<f64>,
     /// `decode_gbps` over the device's known peak bandwidth.
     pub bandwidth_utilisation: Option<f64>,
@@ -126,12 +141,12 @@ pub struct RunRecord {
 
 impl RunRecord {
     /// The record of `point`: its trials, or the message it failed with, and the decode
-    /// bandwidth those trials imply for a model of `weight_bytes` on a device of `peak_gbps`.
+    /// bandwidth those trials imply for a model of `size` on a device of `peak_gbps`.
     pub fn new(
         point: RunPoint,
         context: RunContext,
         outcome: Result<Vec<TrialMetrics>, String>,
-        weight_bytes: Option<u64>,
+        size: Option<ModelSize>,
         peak_gbps: Option<f64>,
     ) -> Self {
         let (status, error, trials) = match outcome {
@@ -142,14 +157,17 @@ impl RunRecord {
         let decode_gbps = summary.as_ref().and_then(|s| {
             let tps = s.generation_tps_per_sequence.as_ref()?.median;
             let kv = s.kv_cache_bytes.as_ref()?.median as u64;
-            Some(decode_bandwidth_gbps(weight_bytes?, kv, tps))
+            Some(decode_bandwidth_gbps(size?.footprint.decode_bytes, kv, tps))
         });
         RunRecord {
             point,
             context,
             status,
             error,
-            weight_bytes,
+            weight_bytes: size.and_then(|s| s.file_bytes),
+            parameters: size.map(|s| s.footprint.parameters),
+            active_parameters: size.map(|s| s.footprint.active_parameters),
+            decode_weight_bytes: size.map(|s| s.footprint.decode_bytes),
             trials,
             summary,
             decode_gbps,

@@ -12,7 +12,7 @@ use std::{
 use super::{
     engine::{Engine, MlxLmProcess},
     plan::RunPoint,
-    record::{RunContext, RunRecord},
+    record::{ModelSize, RunContext, RunRecord},
     settings::Settings,
 };
 use crate::{
@@ -29,7 +29,7 @@ pub struct PreparedModel {
     pub dir: PathBuf,
     pub loaded: LoadedModel,
     pub tokenizer: Tokenizer,
-    /// Bytes of the model directory's safetensors files (what a decode step reads).
+    /// Bytes of the model directory's safetensors files.
     pub weight_bytes: Option<u64>,
 }
 
@@ -41,6 +41,11 @@ impl PreparedModel {
         let tokenizer = Tokenizer::from_dir(&dir)?;
         let weight_bytes = weight_bytes(&dir);
         Ok(Self { dir, loaded, tokenizer, weight_bytes })
+    }
+
+    /// Its files' size and its footprint (parameters, bytes a decode step reads).
+    pub fn size(&self) -> ModelSize {
+        ModelSize { file_bytes: self.weight_bytes, footprint: self.loaded.footprint }
     }
 
     /// `batch` prompts of exactly `n` tokens (see [`build_prompts`]).
@@ -103,8 +108,9 @@ impl Observer for Silent {}
 /// A model as the engines of a session have it.
 struct LoadedForEngines {
     spec: String,
-    /// Its directory and tokenizer (prompts are built once, for every engine).
-    prompter: Result<(PathBuf, Option<u64>), String>,
+    /// Its directory and, when mlxbench's engine loaded it, its size (prompts are built once, for
+    /// every engine, with the tokenizer).
+    prompter: Result<(PathBuf, Option<ModelSize>), String>,
     tokenizer: Option<Tokenizer>,
     /// mlxbench's own, when a point of this model runs on it.
     ours: Option<Result<PreparedModel, String>>,
@@ -159,16 +165,13 @@ impl<'o> Session<'o> {
         self.observer.loading(spec);
         let ours = engines.contains(&Engine::Mlxbench).then(|| guarded(|| PreparedModel::load(spec)));
         let (prompter, tokenizer) = match &ours {
-            Some(Ok(model)) => (Ok((model.dir.clone(), model.weight_bytes)), None),
+            Some(Ok(model)) => (Ok((model.dir.clone(), Some(model.size()))), None),
             _ => match guarded(|| {
                 let dir = hub::resolve(spec)?;
                 let tokenizer = Tokenizer::from_dir(&dir)?;
                 Ok((dir, tokenizer))
             }) {
-                Ok((dir, tokenizer)) => {
-                    let bytes = weight_bytes(&dir);
-                    (Ok((dir, bytes)), Some(tokenizer))
-                }
+                Ok((dir, tokenizer)) => (Ok((dir, None)), Some(tokenizer)),
                 Err(message) => (Err(message), None),
             },
         };
@@ -189,11 +192,11 @@ impl<'o> Session<'o> {
     /// mlxbench's engine.
     pub fn measure(&mut self, model: &Result<PreparedModel, String>, point: &RunPoint) -> RunRecord {
         self.observer.measuring(point);
-        let (outcome, weight_bytes) = match model {
-            Ok(model) => (guarded(|| self.own_trials(model, point)), model.weight_bytes),
+        let (outcome, size) = match model {
+            Ok(model) => (guarded(|| self.own_trials(model, point)), Some(model.size())),
             Err(message) => (Err(message.clone()), None),
         };
-        RunRecord::new(point.clone(), self.context.clone(), outcome, weight_bytes, self.peak_gbps)
+        RunRecord::new(point.clone(), self.context.clone(), outcome, size, self.peak_gbps)
     }
 
     /// The warmup trials, then the measured ones, of `point` on mlxbench's engine alone.
@@ -238,11 +241,11 @@ impl<'o> Session<'o> {
                 },
             }),
         };
-        let weight_bytes = model.prompter.as_ref().ok().and_then(|(_, bytes)| *bytes);
+        let size = model.prompter.as_ref().ok().and_then(|(_, size)| *size);
         points
             .iter()
             .zip(outcomes)
-            .map(|(point, outcome)| RunRecord::new(point.clone(), self.context.clone(), outcome, weight_bytes, self.peak_gbps))
+            .map(|(point, outcome)| RunRecord::new(point.clone(), self.context.clone(), outcome, size, self.peak_gbps))
             .collect()
     }
 

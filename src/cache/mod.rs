@@ -20,6 +20,7 @@ pub use rotating::RotatingCache;
 
 use crate::{
     config::QuantParams,
+    ops::{slice_update, Update},
     error::{Error, Result},
 };
 
@@ -112,6 +113,29 @@ impl Mask {
             Mask::Causal
         }
     }
+
+    /// mlx-lm's `create_attention_mask` without a cache, for layers that attend within a sliding
+    /// `window` (or to everything, `None`): an explicit mask once the sequence is longer than it.
+    pub fn sequence(n: i32, window: Option<i32>) -> Result<Mask> {
+        match window {
+            Some(window) if n > 1 && n > window => Ok(Mask::Array(causal_mask(n, 0, Some(window))?)),
+            _ => Ok(Mask::causal_unless_single(n)),
+        }
+    }
+
+    /// The mask as a boolean array `[q_len, k_len]` (causal: aligned to the end of the keys), for
+    /// attention computed without MLX's fused kernel; `None` when nothing is masked.
+    pub fn to_array(&self, q_len: i32, k_len: i32) -> Result<Option<Array>> {
+        Ok(match self {
+            Mask::None => None,
+            Mask::Array(m) => Some(m.clone()),
+            Mask::Causal => {
+                let q_idx = Array::arange::<_, i32>(k_len - q_len, k_len, None)?.reshape(&[-1, 1])?;
+                let k_idx = Array::arange::<_, i32>(None, k_len, None)?.reshape(&[1, -1])?;
+                Some(q_idx.ge(&k_idx)?)
+            }
+        })
+    }
 }
 
 /// One layer's cache.
@@ -197,39 +221,12 @@ pub(crate) fn seq_slice(x: &Array, start: i32, stop: i32) -> Result<Array> {
     Ok(x.try_index((.., .., start..stop))?)
 }
 
-/// `dst[..., start:start+len, :] = src` along the sequence axis of `[B, H, L, D]` arrays, as one
-/// MLX `slice_update` (what mlx-lm's `keys[..., a:b, :] = k` builds). mlx-rs's index assignment
-/// wraps it in two reshapes, extra graph nodes on every layer of every decode step.
+/// `dst[..., start:start+len, :] = src` along the sequence axis of `[B, H, L, D]` arrays: one
+/// MLX `slice_update`, as mlx-lm's `keys[..., a:b, :] = k` builds it.
 pub(crate) fn seq_write(dst: &mut Array, src: &Array, start: i32) -> Result<()> {
     let shape = dst.shape();
-    let (starts, stops, strides) = ([0, 0, start, 0], [shape[0], shape[1], start + src.dim(2), shape[3]], [1; 4]);
-    let stream = mlx_rs::Stream::thread_local_or_default();
-    // SAFETY: mlx-c's out-parameter convention: `updated` is a fresh handle that mlx_slice_update
-    // fills; on success it is handed to an `Array`, which frees it, and on failure freed here.
-    unsafe {
-        let mut updated = mlx_sys::mlx_array_new();
-        let status = mlx_sys::mlx_slice_update(
-            &mut updated,
-            dst.as_ptr(),
-            src.as_ptr(),
-            starts.as_ptr(),
-            starts.len(),
-            stops.as_ptr(),
-            stops.len(),
-            strides.as_ptr(),
-            strides.len(),
-            stream.as_ptr(),
-        );
-        if status != 0 {
-            mlx_sys::mlx_array_free(updated);
-            return Err(Error::InvalidOption(format!(
-                "MLX could not write {:?} into the cache {:?} at token {start}",
-                src.shape(),
-                shape
-            )));
-        }
-        *dst = Array::from_ptr(updated);
-    }
+    let stops = [shape[0], shape[1], start + src.dim(2), shape[3]];
+    *dst = slice_update(dst, src, &[0, 0, start, 0], &stops, Update::Replace)?;
     Ok(())
 }
 

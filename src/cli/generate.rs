@@ -39,7 +39,8 @@ pub struct GenerateArgs {
     /// Seed for sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Quantize the KV cache to this many bits (4 or 8), or `none`.
+    /// Quantize the KV cache to this many bits (4 or 8), or `none` (Gemma 2 and 3 refuse it,
+    /// as mlx-lm cannot run it).
     #[arg(long, value_parser = bits_arg, default_value = "none")]
     kv_bits: BitsArg,
     #[command(flatten)]

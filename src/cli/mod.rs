@@ -57,7 +57,8 @@ pub struct KvCacheArgs {
     /// Keep the KV cache in full precision until it holds this many tokens.
     #[arg(long, default_value_t = 0)]
     pub quantized_kv_start: i32,
-    /// Bound the KV cache to this many tokens (a rotating cache keeping the first 4).
+    /// Bound the KV cache to this many tokens (a rotating cache keeping the first 4). Gemma 3
+    /// refuses it: its sliding-window layers size their own caches (mlx-lm ignores it there).
     #[arg(long)]
     pub max_kv_size: Option<i32>,
 }

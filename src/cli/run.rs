@@ -52,6 +52,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1)]
     warmup: u64,
     /// KV cache: none (full precision) or bits to quantize it to, e.g. none,8,4 (comma list).
+    /// Gemma 2 and Gemma 3 cannot quantize their caches (nor can mlx-lm): their points are
+    /// recorded as unsupported.
     #[arg(long, value_delimiter = ',', default_value = "none", value_parser = bits_arg)]
     kv_bits: Vec<BitsArg>,
     #[command(flatten)]

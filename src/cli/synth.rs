@@ -11,7 +11,8 @@ use super::{bits_arg, choice, BitsArg};
 #[derive(Debug, Args)]
 #[command(after_long_help = "Speed and memory depend on shapes, not on weight values: a synthetic model of a real \
 shape benchmarks like the real one without downloading it.\n\n\
-Example: mlxbench synth --preset llama-3.2-1b --bits 4 --out models/llama-3.2-1b-4bit")]
+Example: mlxbench synth --preset llama-3.2-1b --bits 4 --out models/llama-3.2-1b-4bit\n\
+A quarter of Mixtral's depth at its real widths: mlxbench synth --preset mixtral-8x7b --set num_hidden_layers=8 --out m")]
 pub struct SynthArgs {
     /// A real model's shape (tiny: a few MB for tests and CPU benches, any architecture).
     #[arg(long, value_parser = PossibleValuesParser::new(PRESETS), required_unless_present = "config", conflicts_with = "config")]
@@ -41,14 +42,21 @@ pub struct SynthArgs {
     /// Write into a non-empty directory, replacing the model files there.
     #[arg(long)]
     force: bool,
+    /// Change one key of the preset's or file's config (repeatable; the value is JSON, else a
+    /// string), e.g. --set num_hidden_layers=8 for a shallower model of the real widths.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 pub fn run(args: SynthArgs) -> Result<()> {
-    let config = match (&args.preset, &args.config) {
+    let mut config = match (&args.preset, &args.config) {
         (Some(preset), _) => synth::preset_config(preset, args.arch)?,
         (None, Some(path)) => synth::load_config_file(path, args.arch)?,
         (None, None) => unreachable!("clap requires one of them"),
     };
+    for assignment in &args.set {
+        synth::set_key(&mut config, assignment)?;
+    }
     let options = SynthOptions {
         bits: args.bits.0,
         group_size: args.group_size,
@@ -57,15 +65,19 @@ pub fn run(args: SynthArgs) -> Result<()> {
         force: args.force,
         ..SynthOptions::default()
     };
-    let progress = ProgressBar::new(synth::parameter_count(&config)?);
+    let progress = ProgressBar::new(synth::parameter_count(&config)?.total);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {percent}% of parameters")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let summary = synth::write_model_with_progress(&config, &options, &args.out, |p| progress.set_position(p.parameters_done))?;
     progress.finish_and_clear();
+    let active = match summary.active_parameters {
+        active if active < summary.parameters => format!(" ({:.3} B active)", active as f64 / 1e9),
+        _ => String::new(),
+    };
     println!(
-        "wrote {}: {:.3} B parameters, {:.3} GB of weights, {} files ({:.3} GB)",
+        "wrote {}: {:.3} B parameters{active}, {:.3} GB of weights, {} files ({:.3} GB)",
         args.out.display(),
         summary.parameters as f64 / 1e9,
         summary.weight_bytes as f64 / 1e9,

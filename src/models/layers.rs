@@ -1,13 +1,17 @@
 //! Building blocks shared by every architecture. Linear and embedding layers are quantized in
 //! place: the same type holds float or MLX-quantized weights, chosen at load time by whether
 //! `<path>.scales` is in the weights (mlx-lm's rule), with per-layer parameters from the config.
-use std::cell::RefCell;
+//! The submodules hold the larger pieces architectures compose: attention variants, gated MLPs,
+//! mixture-of-experts layers, RoPE kinds and the activations mlx-lm compiles.
+pub mod activations;
+pub mod attention;
+pub mod experts;
+pub mod mlp;
+pub mod rope;
 
 use mlx_rs::{
-    error::Exception,
     fast,
-    ops::{dequantize, matmul, quantized_matmul, sigmoid},
-    transforms::compile::compile,
+    ops::{dequantize, matmul, quantized_matmul},
     Array,
 };
 
@@ -23,6 +27,48 @@ pub struct Quantized {
     pub scales: Array,
     pub biases: Array,
     pub params: QuantParams,
+}
+
+impl Quantized {
+    /// The quantized tensors of `<path>` when `<path>.scales` exists: logical shape
+    /// `[..rows, in_dim]` (`rows` the leading axes), with parameters from the config's
+    /// quantization block. `None` when the module is stored in floating point.
+    pub fn load(
+        store: &mut WeightStore,
+        path: &str,
+        rows: &[i32],
+        in_dim: i32,
+        quantization: Option<&QuantizationConfig>,
+    ) -> Result<Option<Self>> {
+        if !store.contains(&format!("{path}.scales")) {
+            return Ok(None);
+        }
+        let params = quantization
+            .ok_or_else(|| Error::UnsupportedQuantization {
+                module: path.to_string(),
+                detail: "has .scales but config.json has no quantization block".into(),
+            })?
+            .params_for(path)?
+            .ok_or_else(|| Error::UnsupportedQuantization {
+                module: path.to_string(),
+                detail: "has .scales but config.json marks it unquantized".into(),
+            })?;
+        if in_dim % params.group_size != 0 {
+            return Err(Error::UnsupportedQuantization {
+                module: path.to_string(),
+                detail: format!("input size {in_dim} is not a multiple of group_size {}", params.group_size),
+            });
+        }
+        let shape = |last: i32| [rows, &[last]].concat();
+        let packed = shape(in_dim * params.bits / 32);
+        let groups = shape(in_dim / params.group_size);
+        Ok(Some(Quantized {
+            weight: store.take_shaped(&format!("{path}.weight"), &packed)?,
+            scales: store.take_shaped(&format!("{path}.scales"), &groups)?,
+            biases: store.take_shaped(&format!("{path}.biases"), &groups)?,
+            params,
+        }))
+    }
 }
 
 /// A weight matrix `[out, in]`, float or quantized.
@@ -41,34 +87,10 @@ impl Weight {
         out_dim: usize,
         quantization: Option<&QuantizationConfig>,
     ) -> Result<Self> {
-        let (out_dim, in_dim) = (out_dim as i32, in_dim as i32);
-        if !store.contains(&format!("{path}.scales")) {
-            return Ok(Weight::Float(store.take_shaped(&format!("{path}.weight"), &[out_dim, in_dim])?));
-        }
-        let params = quantization
-            .ok_or_else(|| Error::UnsupportedQuantization {
-                module: path.to_string(),
-                detail: "has .scales but config.json has no quantization block".into(),
-            })?
-            .params_for(path)?
-            .ok_or_else(|| Error::UnsupportedQuantization {
-                module: path.to_string(),
-                detail: "has .scales but config.json marks it unquantized".into(),
-            })?;
-        if in_dim % params.group_size != 0 {
-            return Err(Error::UnsupportedQuantization {
-                module: path.to_string(),
-                detail: format!("input size {in_dim} is not a multiple of group_size {}", params.group_size),
-            });
-        }
-        let packed = in_dim * params.bits / 32;
-        let groups = in_dim / params.group_size;
-        Ok(Weight::Quantized(Quantized {
-            weight: store.take_shaped(&format!("{path}.weight"), &[out_dim, packed])?,
-            scales: store.take_shaped(&format!("{path}.scales"), &[out_dim, groups])?,
-            biases: store.take_shaped(&format!("{path}.biases"), &[out_dim, groups])?,
-            params,
-        }))
+        Ok(match Quantized::load(store, path, &[out_dim as i32], in_dim as i32, quantization)? {
+            Some(q) => Weight::Quantized(q),
+            None => Weight::Float(store.take_shaped(&format!("{path}.weight"), &[out_dim as i32, in_dim as i32])?),
+        })
     }
 
     /// `x · Wᵀ`.
@@ -142,6 +164,13 @@ impl RmsNorm {
         Ok(Self { weight: store.take_shaped(&format!("{path}.weight"), &[dim as i32])?, eps })
     }
 
+    /// Gemma's RMS norm, `rms_norm(x, 1 + weight)`: the stored weight is an offset from one.
+    /// Adding the one once here gives the very array mlx-lm adds on every call.
+    pub fn offset_by_one(self) -> Result<Self> {
+        let one = Array::from_f32(1.0).as_dtype(self.weight.dtype())?;
+        Ok(Self { weight: one.add(&self.weight)?, eps: self.eps })
+    }
+
     pub fn forward(&self, x: &Array) -> Result<Array> {
         Ok(fast::rms_norm(x, Some(&self.weight), self.eps)?)
     }
@@ -165,21 +194,4 @@ impl Rope {
             None => fast::rope(x, self.dims, self.traditional, self.base, self.scale, offset, None)?,
         })
     }
-}
-
-/// A compiled function of two arrays.
-type Compiled2 = Box<dyn for<'a> FnMut((&'a Array, &'a Array)) -> Result<Array, Exception>>;
-
-/// mlx-lm's SwiGLU activation, `silu(gate) · x`, as one shapeless compiled function made once
-/// per thread (mlx-lm compiles `swiglu` once per process). mlx-rs 0.33's `nn::silu` compiles a
-/// new closure on every call, so MLX would trace and compile it again for every layer of every
-/// token: on small models that host work was a large part of each decode step.
-pub fn swiglu(gate: &Array, x: &Array) -> Result<Array> {
-    thread_local! {
-        static SWIGLU: RefCell<Compiled2> = RefCell::new(Box::new(compile(
-            |(gate, x): (&Array, &Array)| gate.multiply(sigmoid(gate)?)?.multiply(x),
-            true,
-        )));
-    }
-    Ok(SWIGLU.with_borrow_mut(|swiglu| swiglu((gate, x)))?)
 }

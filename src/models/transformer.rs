@@ -7,7 +7,7 @@ use mlx_rs::{
     Array, Dtype,
 };
 
-use super::layers::{swiglu, Linear, RmsNorm, Rope, Weight};
+use super::layers::{activations::swiglu, Linear, RmsNorm, Rope, Weight};
 use crate::{
     cache::{Fetched, KvCache, Mask, QuantizedTensor},
     config::{ModelConfig, QuantizationConfig, RopeScaling},
@@ -132,6 +132,9 @@ pub enum ModuleKind {
     Embedding { vocab: usize, dim: usize },
     /// An RMS norm's scale `[dim]`.
     Norm { dim: usize },
+    /// `experts` linear layers stacked in one tensor `[experts, out_dim, in_dim]` (mlx-lm's
+    /// `SwitchLinear`), of which each token runs `active`.
+    Experts { experts: usize, active: usize, in_dim: usize, out_dim: usize },
 }
 
 /// One module: its path (tensors are `<path>.weight`, `.bias`, `.scales`, `.biases`) and kind.
@@ -141,9 +144,9 @@ pub struct Module {
     pub kind: ModuleKind,
 }
 
-const EMBED_TOKENS: &str = "model.embed_tokens";
-const NORM: &str = "model.norm";
-const LM_HEAD: &str = "lm_head";
+pub(crate) const EMBED_TOKENS: &str = "model.embed_tokens";
+pub(crate) const NORM: &str = "model.norm";
+pub(crate) const LM_HEAD: &str = "lm_head";
 
 /// mlx-lm's paths of the modules of decoder layer `i`: the one place they are spelled.
 struct LayerPaths {
@@ -185,18 +188,18 @@ impl LayerPaths {
 }
 
 /// Loads modules by path, with the shapes [`DecoderSpec::modules`] gives them.
-struct ModuleLoader<'a> {
-    store: WeightStore,
-    kinds: std::collections::HashMap<String, ModuleKind>,
-    quantization: Option<&'a QuantizationConfig>,
+pub(crate) struct ModuleLoader<'a> {
+    pub(crate) store: WeightStore,
+    pub(crate) kinds: std::collections::HashMap<String, ModuleKind>,
+    pub(crate) quantization: Option<&'a QuantizationConfig>,
 }
 
 impl ModuleLoader<'_> {
-    fn kind(&self, path: &str) -> ModuleKind {
+    pub(crate) fn kind(&self, path: &str) -> ModuleKind {
         *self.kinds.get(path).unwrap_or_else(|| panic!("{path} is not a module of DecoderSpec::modules"))
     }
 
-    fn linear(&mut self, path: &str) -> Result<Linear> {
+    pub(crate) fn linear(&mut self, path: &str) -> Result<Linear> {
         match self.kind(path) {
             ModuleKind::Linear { in_dim, out_dim, bias } => {
                 Linear::load(&mut self.store, path, in_dim, out_dim, bias, self.quantization)
@@ -205,14 +208,14 @@ impl ModuleLoader<'_> {
         }
     }
 
-    fn embedding(&mut self, path: &str) -> Result<Weight> {
+    pub(crate) fn embedding(&mut self, path: &str) -> Result<Weight> {
         match self.kind(path) {
             ModuleKind::Embedding { vocab, dim } => Weight::load(&mut self.store, path, dim, vocab, self.quantization),
             other => unreachable!("{path} is {other:?}, not an embedding"),
         }
     }
 
-    fn norm(&mut self, path: &str, eps: f32) -> Result<RmsNorm> {
+    pub(crate) fn norm(&mut self, path: &str, eps: f32) -> Result<RmsNorm> {
         match self.kind(path) {
             ModuleKind::Norm { dim } => RmsNorm::load(&mut self.store, path, dim, eps),
             other => unreachable!("{path} is {other:?}, not a norm"),
@@ -226,7 +229,7 @@ impl ModuleLoader<'_> {
 }
 
 /// Llama 3's frequency smoothing, computed with MLX ops in mlx-lm's order so values match.
-fn llama3_freqs(dims: i32, base: f32, factor: f32, s: &RopeScaling) -> Result<Array> {
+pub(crate) fn llama3_freqs(dims: i32, base: f32, factor: f32, s: &RopeScaling) -> Result<Array> {
     let low = s.low_freq_factor.unwrap_or(1.0);
     let high = s.high_freq_factor.unwrap_or(4.0);
     let old_context = s.original_max_position_embeddings.unwrap_or(8192) as f32;
@@ -257,7 +260,7 @@ struct Attention {
 }
 
 /// The most negative finite value of `dtype` (masked scores), as mlx-lm's `finfo(dtype).min`.
-fn dtype_min(dtype: Dtype) -> f32 {
+pub(crate) fn dtype_min(dtype: Dtype) -> f32 {
     match dtype {
         Dtype::Float16 => -65504.0,
         Dtype::Bfloat16 => -3.389_531_4e38,
@@ -266,7 +269,7 @@ fn dtype_min(dtype: Dtype) -> f32 {
 }
 
 /// mlx-lm's `quantized_scaled_dot_product_attention`: attention straight on quantized keys/values.
-fn quantized_attention(
+pub(crate) fn quantized_attention(
     queries: &Array,
     keys: &QuantizedTensor,
     values: &QuantizedTensor,

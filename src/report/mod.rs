@@ -17,7 +17,7 @@ use crate::{
     choice::choice,
     error::{Error, Result},
     measure::{stats::median, MetricSummaries, Summary, TrialMetrics},
-    units::gigabytes,
+    units::{gigabytes, human_count},
 };
 
 /// The output formats (each command offers those that suit its document).
@@ -137,6 +137,10 @@ pub struct CsvRow {
     pub prefill_step_size: usize,
     pub kv_group_size: i32,
     pub max_kv_size: Option<i32>,
+    /// The model's parameters, those one token uses, and the weight bytes a decode step reads.
+    pub parameters: Option<u64>,
+    pub active_parameters: Option<u64>,
+    pub decode_weight_bytes: Option<u64>,
     /// The configuration's decode memory traffic (median trial), GB/s, and its share of the
     /// device's peak bandwidth, when known.
     pub decode_gbps: Option<f64>,
@@ -188,6 +192,9 @@ impl CsvRow {
             prefill_step_size: record.context.prefill_step_size,
             kv_group_size: record.context.kv_group_size,
             max_kv_size: record.context.max_kv_size,
+            parameters: record.parameters,
+            active_parameters: record.active_parameters,
+            decode_weight_bytes: record.decode_weight_bytes,
             decode_gbps: record.decode_gbps,
             bandwidth_utilisation: record.bandwidth_utilisation,
             status: record.status.as_str().into(),
@@ -334,6 +341,15 @@ fn mean_sd(summary: Option<&Summary>, scale: f64, decimals: usize) -> String {
     }
 }
 
+/// `30.53 B (3.35 B active)`: the total, and the active count when a token uses fewer.
+fn parameters_cell(total: Option<u64>, active: Option<u64>) -> String {
+    match (total, active) {
+        (Some(total), Some(active)) if active < total => format!("{} ({} active)", human_count(total), human_count(active)),
+        (Some(total), _) => human_count(total),
+        (None, _) => "-".into(),
+    }
+}
+
 /// Cell text without characters that would break a Markdown table row.
 fn md_cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
@@ -356,9 +372,9 @@ impl Printer<[RunRecord]> for Markdown {
         // The engine gets a column only when a record ran on another engine than mlxbench's.
         let engines = records.iter().any(|r| r.point.engine != Engine::Mlxbench);
         text.push_str(&format!(
-            "| model |{} kv | batch | depth | prompt | prompt t/s | gen | gen t/s | TTFT ms | peak GB | KV GB | decode GB/s \
-             | gen t/s (robust) | ITL p50/p99 ms | gen t/s by context | status |\n\
-             |---|{}---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
+            "| model | params |{} kv | batch | depth | prompt | prompt t/s | gen | gen t/s | TTFT ms | peak GB | KV GB \
+             | decode GB/s | gen t/s (robust) | ITL p50/p99 ms | gen t/s by context | status |\n\
+             |---|---|{}---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n",
             if engines { " engine |" } else { "" },
             if engines { "---|" } else { "" },
         ));
@@ -374,8 +390,9 @@ impl Printer<[RunRecord]> for Markdown {
                 _ => "-".into(),
             };
             text.push_str(&format!(
-                "| {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} |{} {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 md_cell(&r.point.model),
+                parameters_cell(r.parameters, r.active_parameters),
                 if engines { format!(" {} |", r.point.engine) } else { String::new() },
                 r.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
                 r.point.batch,

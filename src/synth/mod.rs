@@ -1,7 +1,8 @@
 //! Synthetic models: an MLX-format model directory (`config.json`, safetensors with their index,
 //! a small byte-level BPE tokenizer) holding seeded random weights of any supported architecture
 //! and size, quantized as mlx-lm quantizes, so that a model can be benchmarked without downloading
-//! its weights. The tensors to write come from the loader's own [`DecoderSpec`], and the layout
+//! its weights. The tensors to write come from the loader's own module list
+//! ([`models::Architecture::modules`]), and the layout
 //! (names, shapes, dtypes, shards, quantization block) is what mlx-lm's `save_model` writes.
 mod presets;
 mod safetensors;
@@ -24,7 +25,7 @@ use crate::{
     choice::{choice, Choice},
     config::{ModelConfig, QuantParams},
     error::{Error, Result},
-    models::{self, DecoderSpec, Module, ModuleKind},
+    models::{self, Architecture, Module, ModuleKind},
     rng,
 };
 use safetensors::{Entry, Writer};
@@ -51,6 +52,11 @@ pub enum Arch {
     Mistral,
     Qwen2,
     Qwen3,
+    Gemma2,
+    Gemma3Text,
+    Phi3,
+    Mixtral,
+    Qwen3Moe,
 }
 
 choice!(Arch {
@@ -58,6 +64,11 @@ choice!(Arch {
     Mistral => ("mistral", "Mistral (the Llama architecture)"),
     Qwen2 => ("qwen2", "Qwen2 and Qwen2.5 (q/k/v biases)"),
     Qwen3 => ("qwen3", "Qwen3 (q/k norms)"),
+    Gemma2 => ("gemma2", "Gemma 2 (soft-capping, pre and post norms, tied embeddings)"),
+    Gemma3Text => ("gemma3_text", "Gemma 3 text (sliding-window and global layers)"),
+    Phi3 => ("phi3", "Phi-3 (fused qkv and gate/up projections)"),
+    Mixtral => ("mixtral", "Mixtral (mixture of experts, top-2 of 8)"),
+    Qwen3Moe => ("qwen3_moe", "Qwen3-MoE (mixture of experts, top-8 of 128)"),
 });
 
 impl Arch {
@@ -135,6 +146,8 @@ impl SynthOptions {
 pub struct SynthSummary {
     /// Parameters of the model before quantization (mlx-lm's `total_parameters`).
     pub parameters: u64,
+    /// Parameters one token uses (all but the experts it is not routed to).
+    pub active_parameters: u64,
     /// Bytes of tensor data (the index's `total_size`).
     pub weight_bytes: u64,
     /// Bytes of every file written, headers and JSON included.
@@ -173,11 +186,40 @@ pub fn load_config_file(path: &Path, arch: Option<Arch>) -> Result<Value> {
     Ok(config)
 }
 
-/// Parameters (before quantization) of the model `config_json` describes, without writing it.
-pub fn parameter_count(config_json: &Value) -> Result<u64> {
+/// Sets one key of a Hugging Face config from `KEY=VALUE` (the value read as JSON, else taken as a
+/// string), e.g. `num_hidden_layers=8`. The model type cannot be changed this way.
+pub fn set_key(config: &mut Value, assignment: &str) -> Result<()> {
+    let invalid = |detail: &str| Error::InvalidOption(format!("--set {assignment:?}: {detail}"));
+    let (key, value) = assignment.split_once('=').ok_or_else(|| invalid("expected KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(invalid("the key is empty"));
+    }
+    if key == "model_type" {
+        return Err(invalid("the architecture comes from --preset, --config or --arch"));
+    }
+    let value = serde_json::from_str(value.trim()).unwrap_or_else(|_| Value::String(value.to_string()));
+    let object = config.as_object_mut().ok_or_else(|| invalid("the config is not a JSON object"))?;
+    object.insert(key.to_string(), value);
+    Ok(())
+}
+
+/// Parameters (before quantization) of a model, and those one token uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ParameterCount {
+    pub total: u64,
+    /// All but the experts a token is not routed to (the total for a dense model).
+    pub active: u64,
+}
+
+/// The parameters of the model `config_json` describes, without writing it.
+pub fn parameter_count(config_json: &Value) -> Result<ParameterCount> {
     let config = finished_config(config_json, &SynthOptions { bits: None, ..SynthOptions::default() }, 0)?;
-    let spec = decoder_spec(&config)?;
-    Ok(parameters(&spec, None).iter().map(Parameter::count).sum())
+    let modules = architecture(&config)?.modules();
+    Ok(ParameterCount {
+        total: modules.iter().map(|m| m.kind.parameters()).sum(),
+        active: modules.iter().map(|m| m.kind.active_parameters()).sum(),
+    })
 }
 
 /// Writes the model `config_json` describes (a Hugging Face config.json; see [`preset_config`])
@@ -197,15 +239,18 @@ pub fn write_model_with_progress(
     let quantization = options.quantization()?;
     let tokenizer_path = out.join("tokenizer.json");
     let tokenizer = tokenizer::train().map_err(|detail| Error::Tokenizer { path: tokenizer_path.clone(), detail })?;
-    let config = finished_config(config_json, options, tokenizer.eos_id)?;
-    let spec = decoder_spec(&config)?;
-    if spec.vocab_size < tokenizer.vocab_size {
+    let mut config = finished_config(config_json, options, tokenizer.eos_id)?;
+    let architecture = architecture(&config)?;
+    if architecture.vocab_size() < tokenizer.vocab_size {
         return Err(Error::InvalidOption(format!(
             "vocab_size {} is smaller than the synthetic tokenizer's {} tokens",
-            spec.vocab_size, tokenizer.vocab_size
+            architecture.vocab_size(),
+            tokenizer.vocab_size
         )));
     }
-    let parameters = parameters(&spec, quantization);
+    let parameters = parameters(&architecture, quantization);
+    record_quantization_overrides(&mut config, &parameters, quantization);
+    let active_parameters = architecture.modules().iter().map(|m| m.kind.active_parameters()).sum();
     prepare_dir(out, options.force)?;
 
     let dtype = options.dtype.dtype();
@@ -251,7 +296,7 @@ pub fn write_model_with_progress(
     for file in &files {
         bytes_written += std::fs::metadata(file).map_err(|source| Error::Io { path: file.clone(), source })?.len();
     }
-    Ok(SynthSummary { parameters: parameters_total, weight_bytes, bytes_written, files })
+    Ok(SynthSummary { parameters: parameters_total, active_parameters, weight_bytes, bytes_written, files })
 }
 
 /// Streams by device (type, index).
@@ -299,7 +344,7 @@ fn finished_config(input: &Value, options: &SynthOptions, eos_id: u32) -> Result
 }
 
 /// The loader's view of `config`: the architecture's tensor shapes.
-fn decoder_spec(config: &BTreeMap<String, Value>) -> Result<DecoderSpec> {
+fn architecture(config: &BTreeMap<String, Value>) -> Result<Architecture> {
     let invalid = |detail: String| Error::InvalidOption(format!("model config: {detail}"));
     let value = serde_json::to_value(config).map_err(|e| invalid(e.to_string()))?;
     let parsed: ModelConfig = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
@@ -320,11 +365,30 @@ fn decoder_spec(config: &BTreeMap<String, Value>) -> Result<DecoderSpec> {
             parsed.n_kv_heads()
         )));
     }
-    let spec = models::spec_for(&parsed)?;
-    if spec.head_dim == 0 || spec.head_dim > i32::MAX as usize {
-        return Err(invalid(format!("head_dim is {}, not between 1 and 2^31 - 1", spec.head_dim)));
+    let architecture = models::architecture(&parsed, &|_| false)?;
+    let head_dim = architecture.head_dim();
+    if head_dim == 0 || head_dim > i32::MAX as usize {
+        return Err(invalid(format!("head_dim is {head_dim}, not between 1 and 2^31 - 1")));
     }
-    Ok(spec)
+    Ok(architecture)
+}
+
+/// Adds the modules the architecture quantizes with parameters of their own to the config's
+/// quantization block, as mlx-lm's `quantize_model` records a `quant_predicate`'s choices.
+fn record_quantization_overrides(config: &mut BTreeMap<String, Value>, parameters: &[Parameter], default: Option<QuantParams>) {
+    let Some(default) = default else { return };
+    for parameter in parameters {
+        if let Kind::Matrix { quantization: Some(q), .. } = parameter.kind {
+            if q != default {
+                let entry = json!({"group_size": q.group_size, "bits": q.bits});
+                for key in ["quantization", "quantization_config"] {
+                    if let Some(Value::Object(block)) = config.get_mut(key) {
+                        block.insert(parameter.path.clone(), entry.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One parameter of the model before quantization, named by its module path.
@@ -336,8 +400,9 @@ struct Parameter {
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
-    /// A Linear or Embedding weight `[rows, cols]`, quantized when `quantization` is set.
-    Matrix { rows: usize, cols: usize, quantization: Option<QuantParams> },
+    /// A Linear or Embedding weight `[rows, cols]` (stacked experts: `[stack, rows, cols]`),
+    /// quantized when `quantization` is set.
+    Matrix { stack: Option<usize>, rows: usize, cols: usize, quantization: Option<QuantParams> },
     /// An RMS norm's scale (all ones).
     Norm { dim: usize },
     /// A Linear bias.
@@ -347,7 +412,7 @@ enum Kind {
 impl Parameter {
     fn count(&self) -> u64 {
         match self.kind {
-            Kind::Matrix { rows, cols, .. } => (rows * cols) as u64,
+            Kind::Matrix { stack, rows, cols, .. } => (stack.unwrap_or(1) * rows * cols) as u64,
             Kind::Norm { dim } | Kind::Bias { dim } => dim as u64,
         }
     }
@@ -356,14 +421,19 @@ impl Parameter {
     fn entries(&self, dtype: Dtype) -> Vec<Entry> {
         let entry = |suffix: &str, dtype, shape| Entry { name: format!("{}.{suffix}", self.path), dtype, shape };
         match self.kind {
-            Kind::Matrix { rows, cols, quantization: None } => vec![entry("weight", dtype, vec![rows, cols])],
-            Kind::Matrix { rows, cols, quantization: Some(q) } => {
-                let (packed, groups) = (cols * q.bits as usize / 32, cols / q.group_size as usize);
-                vec![
-                    entry("weight", Dtype::Uint32, vec![rows, packed]),
-                    entry("scales", dtype, vec![rows, groups]),
-                    entry("biases", dtype, vec![rows, groups]),
-                ]
+            Kind::Matrix { stack, rows, cols, quantization } => {
+                let shape = |last: usize| stack.into_iter().chain([rows, last]).collect::<Vec<_>>();
+                match quantization {
+                    None => vec![entry("weight", dtype, shape(cols))],
+                    Some(q) => {
+                        let (packed, groups) = (cols * q.bits as usize / 32, cols / q.group_size as usize);
+                        vec![
+                            entry("weight", Dtype::Uint32, shape(packed)),
+                            entry("scales", dtype, shape(groups)),
+                            entry("biases", dtype, shape(groups)),
+                        ]
+                    }
+                }
             }
             Kind::Norm { dim } => vec![entry("weight", dtype, vec![dim])],
             Kind::Bias { dim } => vec![entry("bias", dtype, vec![dim])],
@@ -378,13 +448,16 @@ impl Parameter {
             let key = random::key(tensor_seed(seed, &self.path, chunk as u64))?;
             Ok(random::normal::<f32>(shape, 0.0, INIT_STD, &key)?.as_dtype(dtype)?)
         };
-        let Kind::Matrix { rows, cols, quantization } = self.kind else {
+        let Kind::Matrix { stack, rows, cols, quantization } = self.kind else {
             let vector = match self.kind {
                 Kind::Norm { dim } => ops::ones_dtype(&[dim as i32], dtype)?,
                 _ => normal(&[self.count() as i32], 0)?,
             };
             return writer.write(&entries[0].name, 0, &vector);
         };
+        // Stacked experts are written as one matrix of all their rows: quantization groups lie
+        // within rows, so the result is each expert quantized on its own.
+        let rows = stack.unwrap_or(1) * rows;
         let rows_per_chunk = (CHUNK_ELEMENTS / cols).max(1);
         let chunks: Vec<(usize, usize)> = (0..rows).step_by(rows_per_chunk).enumerate().collect();
         for batch in chunks.chunks(streams.len()) {
@@ -415,25 +488,29 @@ impl Parameter {
     }
 }
 
-/// Every parameter of the decoder `spec` describes, in mlx-lm's module order (a Linear's bias
-/// before its weight). Matrices are quantized where mlx-lm's `quantize_model` would: when their
-/// input size is a multiple of the group size.
-fn parameters(spec: &DecoderSpec, quantization: Option<QuantParams>) -> Vec<Parameter> {
+/// Every parameter of `architecture`, in its module order (a Linear's bias before its weight).
+/// Matrices are quantized where mlx-lm's `quantize_model` would: when their input size is a
+/// multiple of the group size, with the parameters the architecture's `quant_predicate` picks.
+fn parameters(architecture: &Architecture, quantization: Option<QuantParams>) -> Vec<Parameter> {
     let mut list = Vec::new();
-    for Module { path, kind } in spec.modules() {
-        let matrix = |rows: usize, cols: usize| Kind::Matrix {
+    for Module { path, kind } in architecture.modules() {
+        let matrix = |stack: Option<usize>, rows: usize, cols: usize| Kind::Matrix {
+            stack,
             rows,
             cols,
-            quantization: quantization.filter(|q| cols % q.group_size as usize == 0),
+            quantization: quantization
+                .filter(|q| cols % q.group_size as usize == 0)
+                .map(|q| architecture.quantization_for(&path, q)),
         };
         let kind = match kind {
             ModuleKind::Linear { in_dim, out_dim, bias } => {
                 if bias {
                     list.push(Parameter { path: path.clone(), kind: Kind::Bias { dim: out_dim } });
                 }
-                matrix(out_dim, in_dim)
+                matrix(None, out_dim, in_dim)
             }
-            ModuleKind::Embedding { vocab, dim } => matrix(vocab, dim),
+            ModuleKind::Embedding { vocab, dim } => matrix(None, vocab, dim),
+            ModuleKind::Experts { experts, in_dim, out_dim, .. } => matrix(Some(experts), out_dim, in_dim),
             ModuleKind::Norm { dim } => Kind::Norm { dim },
         };
         list.push(Parameter { path, kind });
@@ -518,7 +595,7 @@ mod tests {
     fn shards_split_at_the_limit_in_order() {
         let big = |i: usize| Parameter {
             path: format!("p{i}"),
-            kind: Kind::Matrix { rows: 1 << 20, cols: 1 << 10, quantization: None },
+            kind: Kind::Matrix { stack: None, rows: 1 << 20, cols: 1 << 10, quantization: None },
         };
         // 2 GiB each in float16: two fit in a 5 GiB shard, the third starts a new one.
         let shards = shard(&(0..5).map(big).collect::<Vec<_>>(), Dtype::Float16, SHARD_BYTES);

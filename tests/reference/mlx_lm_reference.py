@@ -8,7 +8,9 @@ The Rust tests call this script with the interpreter from ``target/pyref`` (made
     quantizer and save helpers (``config.json``, ``model.safetensors``,
     ``model.safetensors.index.json``), plus a byte-level BPE ``tokenizer.json`` trained
     offline on text embedded below and a ``tokenizer_config.json``. ARCH is one of
-    llama, mistral, qwen2, qwen3; BITS is none, 4 or 8. Weights are float32, seeded,
+    ARCHES (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, mixtral,
+    qwen3_moe); BITS is none, 4 or 8. Quantized mixtral and qwen3_moe need mlx-lm 0.32.0
+    (0.32.1 and later pass ``global_scale`` to ``gather_qmm``, which MLX 0.32.2 lacks). Weights are float32, seeded,
     and scaled so that greedy decoding does not collapse onto one token; the command
     fails if it does.
 
@@ -24,7 +26,9 @@ The Rust tests call this script with the interpreter from ``target/pyref`` (made
     tokens were picked from, and per generated token the log-probability margin of the
     best token over the runner-up: random models have near ties, where a tiny numerical
     difference may flip a greedy pick), or ``{"error": "..."}`` where mlx-lm itself
-    rejects the case's settings. All logging goes to stderr.
+    rejects the case's settings. A model whose ``make_cache`` gives sliding-window layers
+    rotating caches (gemma3_text) keeps those, ignoring max_kv_size as ``generate_step`` does.
+    All logging goes to stderr.
 
 ``dot --model DIR --prompt-ids JSON --out PATH [--kv-bits B]``
     Writes the graph of mlx-lm's first decode step after prefilling the prompt as DOT (what
@@ -116,6 +120,89 @@ ARCHES = {
             "rope_theta": 1000000.0,
         },
     ),
+    # Gemma 2: tied embeddings, soft-capped attention and logits, a query scale from
+    # query_pre_attn_scalar (not head_dim). mlx-lm's gemma2 ignores sliding_window: every layer
+    # attends to the whole cache.
+    "gemma2": (
+        "gemma2",
+        {
+            "model_type": "gemma2",
+            "architectures": ["Gemma2ForCausalLM"],
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 10000.0,
+            "query_pre_attn_scalar": 128,
+            "attn_logit_softcapping": 50.0,
+            "final_logit_softcapping": 30.0,
+            "sliding_window": 8,
+        },
+    ),
+    # Gemma 3 text: layer 0 of each SLIDING_PATTERN is global, the others slide over an 8-token
+    # window (prompts of 20 and 40 tokens are longer), with their own RoPE base; the global
+    # layers' RoPE is linearly scaled as in the 4B-27B checkpoints.
+    "gemma3_text": (
+        "gemma3_text",
+        {
+            "model_type": "gemma3_text",
+            "architectures": ["Gemma3ForCausalLM"],
+            "num_hidden_layers": 3,
+            "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0,
+            "rope_local_base_freq": 10000.0,
+            "rope_scaling": {"rope_type": "linear", "factor": 8.0},
+            "query_pre_attn_scalar": 128,
+            "sliding_window": 8,
+            "sliding_window_pattern": 3,
+        },
+    ),
+    # Phi-3 (Phi-3.5 / Phi-4-mini style): fused qkv_proj and gate_up_proj, LongRoPE
+    # ("longrope", a.k.a. "su") with per-frequency factors, a partial rotary dimension.
+    "phi3": (
+        "phi3",
+        {
+            "model_type": "phi3",
+            "architectures": ["Phi3ForCausalLM"],
+            "tie_word_embeddings": False,
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.75,
+            "max_position_embeddings": 16384,
+            "original_max_position_embeddings": 1024,
+            "rope_scaling": {
+                "type": "longrope",
+                "long_factor": [1.0 + 0.25 * i for i in range(24)],
+                "short_factor": [1.0] * 24,
+            },
+        },
+    ),
+    # Mixtral: 4 experts, 2 per token, top-k then softmax over the chosen gates.
+    "mixtral": (
+        "mixtral",
+        {
+            "model_type": "mixtral",
+            "architectures": ["MixtralForCausalLM"],
+            "tie_word_embeddings": False,
+            "rope_theta": 1000000.0,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "intermediate_size": 256,
+        },
+    ),
+    # Qwen3-MoE: 8 experts, 2 per token, softmax then top-k renormalized; layer 1 is a dense
+    # MLP (mlp_only_layers). mlx-lm's quant_predicate keeps the routers at 8 bits.
+    "qwen3_moe": (
+        "qwen3_moe",
+        {
+            "model_type": "qwen3_moe",
+            "architectures": ["Qwen3MoeForCausalLM"],
+            "tie_word_embeddings": False,
+            "rope_theta": 1000000.0,
+            "num_experts": 8,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 128,
+            "decoder_sparse_step": 1,
+            "mlp_only_layers": [1],
+            "norm_topk_prob": True,
+        },
+    ),
 }
 
 # Layer that the 4-bit qwen3 model keeps at 8 bits, to exercise per-layer quantization.
@@ -127,6 +214,12 @@ QWEN3_8BIT_LAYER = "model.layers.0.mlp.down_proj"
 # input token's own embedding dominate the logits, so greedy decoding repeats it.
 LINEAR_GAIN = 2.0
 EMBED_STD = 0.25
+# Gemma multiplies embeddings by sqrt(hidden_size) (16 here) and ties them to the head, so a
+# smaller table keeps greedy decoding varied.
+EMBED_STD_BY_ARCH = {"gemma2": 0.02, "gemma3_text": 0.02}
+# mlx-lm's gemma3_text always builds an lm_head and ties only when a checkpoint has none (as the
+# published ones): `make` drops it so the reference is tied like them.
+TIED_BY_DROPPING_HEAD = {"gemma3_text"}
 NORM_NOISE = 0.1
 BIAS_STD = 0.5
 
@@ -235,7 +328,7 @@ def model_config(arch, eos_token_id, overrides=None):
     return module_name, config
 
 
-def random_weights(model, seed):
+def random_weights(model, seed, embed_std=EMBED_STD):
     """Return seeded random float32 weights for every parameter of MODEL.
 
     The scales are deliberately larger than a trained model's init so that random
@@ -249,10 +342,11 @@ def random_weights(model, seed):
         if name.endswith("norm.weight"):
             w = 1.0 + NORM_NOISE * noise
         elif name.endswith("embed_tokens.weight"):
-            w = EMBED_STD * noise
+            w = embed_std * noise
         elif name.endswith(".bias"):
             w = BIAS_STD * noise
-        elif name.endswith(".weight") and value.ndim == 2:
+        elif name.endswith(".weight") and value.ndim in (2, 3):
+            # Linear layers and stacked experts [E, out, in] alike: fan-in is the last axis.
             w = (LINEAR_GAIN / value.shape[-1] ** 0.5) * noise
         else:
             raise ValueError(f"no init rule for parameter {name} {value.shape}")
@@ -289,7 +383,10 @@ def make(arch, bits, out, seed, overrides=None, dtype="float32"):
 
     module = importlib.import_module(f"mlx_lm.models.{module_name}")
     model = module.Model(module.ModelArgs.from_dict(config))
-    model.update(random_weights(model, seed))
+    model.update(random_weights(model, seed, EMBED_STD_BY_ARCH.get(arch, EMBED_STD)))
+    if arch in TIED_BY_DROPPING_HEAD:
+        model.pop("lm_head")
+        model.tie_word_embeddings = True
     if dtype != "float32":
         model.set_dtype(getattr(mx, dtype))
     mx.eval(model.parameters())
@@ -326,12 +423,15 @@ def make(arch, bits, out, seed, overrides=None, dtype="float32"):
 
 def run_case(model, case):
     """Run one case with mlx-lm's generate_step and return its result object."""
+    # The model's own caches (its make_cache, else a plain KVCache per layer). A model whose
+    # make_cache slides some layers over a window (gemma3_text) keeps them, as generate_step
+    # does, ignoring max_kv_size; otherwise max_kv_size gives every layer mlx-lm's
+    # RotatingKVCache(max_kv_size, keep=4). (mlx-lm 0.32.2's llama also defines make_cache, for
+    # its sliding-window variants, so generate_step would ignore max_kv_size for it too.)
+    prompt_cache = make_prompt_cache(model)
     max_kv_size = case.get("max_kv_size")
-    prompt_cache = None
-    if max_kv_size is not None:
-        prompt_cache = [
-            RotatingKVCache(max_size=max_kv_size, keep=4) for _ in model.layers
-        ]
+    if max_kv_size is not None and not any(isinstance(c, RotatingKVCache) for c in prompt_cache):
+        prompt_cache = [RotatingKVCache(max_size=max_kv_size, keep=4) for _ in model.layers]
     steps = generate_step(
         mx.array(case["prompt_ids"], dtype=mx.uint32),
         model,
@@ -352,9 +452,11 @@ def run_case(model, case):
             if first is None:
                 first = logprobs
             last = logprobs
-    except NotImplementedError as e:
-        # mlx-lm cannot quantize a RotatingKVCache (kv_bits with max_kv_size).
-        return {"error": f"NotImplementedError: {e}"}
+    except (NotImplementedError, TypeError) as e:
+        # mlx-lm cannot quantize a RotatingKVCache (kv_bits with max_kv_size, or Gemma 3's
+        # sliding layers: NotImplementedError), nor run Gemma 2's attention on a quantized cache
+        # (TypeError).
+        return {"error": f"{type(e).__name__}: {e}"}
     return {
         "tokens": tokens,
         "first_logprobs": first.tolist() if first is not None else [],
