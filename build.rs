@@ -1,16 +1,39 @@
-//! Puts the folder of the `libmlx` we linked against into the RUNPATH of every binary, test and
-//! bench of this package, so they run without setting anything, while `LD_LIBRARY_PATH` can still
-//! swap in another build of the same MLX version (the CUDA one on the GPU machine).
+//! Link settings for every binary, test and bench of this package:
+//! - where to find `libmlx` at run time: first the folder mlx-sys linked against (the per-user MLX
+//!   home, or `MLX_DIR`), which outlives the target directory, so `cargo install`ed and copied
+//!   binaries keep working after `cargo clean`; then the binary's own folder and `../lib` beside
+//!   it, so a binary shipped together with `libmlx` runs on a machine without that folder. On
+//!   Linux this is a RUNPATH, which `LD_LIBRARY_PATH` overrides (how the GPU machine swaps in the
+//!   CUDA `libmlx.so`); on macOS LC_RPATH entries for the wheel's `@rpath/libmlx.dylib`, which
+//!   `DYLD_LIBRARY_PATH` overrides;
+//! - on macOS, the deployment target that mlx-c and `libmlx.dylib` were built for, so that rustc
+//!   links for the same macOS version.
 fn main() {
     let lib_dir = std::env::var("DEP_MLX_LIB_DIR").expect("mlx-sys publishes lib_dir");
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib_dir}");
-    if target_os != "macos" {
+    let (origin, origin_lib) = if target_os == "macos" {
+        ("@executable_path", "@executable_path/../lib")
+    } else {
+        ("$ORIGIN", "$ORIGIN/../lib")
+    };
+    for dir in [lib_dir.as_str(), origin, origin_lib] {
+        // -Xlinker passes each word as is; -Wl,... would split a path at its commas.
+        for arg in ["-Xlinker", "-rpath", "-Xlinker", dir] {
+            println!("cargo:rustc-link-arg={arg}");
+        }
+    }
+    if target_os == "macos" {
+        if let Ok(target) = std::env::var("DEP_MLX_MACOS_DEPLOYMENT_TARGET") {
+            // rustc reads it when it compiles and links this package's targets.
+            println!("cargo:rustc-env=MACOSX_DEPLOYMENT_TARGET={target}");
+        }
+    } else {
         // RUNPATH, not the old RPATH that would win over LD_LIBRARY_PATH.
         println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
     }
     println!("cargo:rustc-env=MLXBENCH_MLX_LIB_DIR={lib_dir}");
     println!("cargo:rerun-if-env-changed=DEP_MLX_LIB_DIR");
+    println!("cargo:rerun-if-env-changed=DEP_MLX_MACOS_DEPLOYMENT_TARGET");
     println!("cargo:rustc-env=MLXBENCH_GIT_COMMIT={}", git_commit());
     for path in [".git/HEAD", ".git/index"] {
         if std::path::Path::new(path).exists() {

@@ -1,11 +1,16 @@
 //! Builds mlx-c 0.7.0 (from the sources crates.io publishes in the upstream `mlx-sys` 0.7.0
 //! package, fetched by cargo) against a prebuilt MLX 0.32.2 from PyPI, generates the same bindings
-//! as upstream, and tells dependents where `libmlx` lives (`DEP_MLX_LIB_DIR`).
+//! as upstream, and tells dependents where `libmlx` lives (`DEP_MLX_LIB_DIR`) and which macOS
+//! version everything targets (`DEP_MLX_MACOS_DEPLOYMENT_TARGET`).
 //!
 //! Where MLX comes from, in order:
 //! 1. `MLX_DIR`: an MLX install prefix holding `share/cmake/MLX` (or that cmake folder itself);
-//! 2. the pinned wheel for `MLXBENCH_BACKEND` (`cpu` | `cuda` | `metal`; default `metal` on macOS,
-//!    `cpu` elsewhere), downloaded with pip and unpacked under the cargo target directory.
+//! 2. the pinned wheel for `MLXBENCH_BACKEND` (`cpu` | `cuda` on Linux, `metal` on macOS; the
+//!    default is `metal` on macOS, `cpu` elsewhere), downloaded once with pip into the per-user
+//!    MLX home (`wheel.rs`), which installed binaries load `libmlx` from.
+
+#[path = "wheel.rs"]
+mod wheel;
 
 use std::{
     env, fmt, fs,
@@ -13,110 +18,72 @@ use std::{
     process::Command,
 };
 
-/// The MLX release mlx-c 0.7.0 is written against; 0.32.4's headers do not compile with it.
-const MLX_VERSION: &str = "0.32.2";
+use wheel::{Backend, MlxInstall, Wheel, WheelError, MACOS_DEPLOYMENT_TARGET, MLX_VERSION};
+
 /// The upstream crate whose published package carries the mlx-c sources.
 const UPSTREAM_MLX_SYS: &str = "0.7.0";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Cpu,
-    Cuda,
-    Metal,
-}
-
-impl Backend {
-    fn from_env() -> Backend {
-        match env::var("MLXBENCH_BACKEND").ok().as_deref().map(str::trim) {
-            None | Some("") => {
-                if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("macos") {
-                    Backend::Metal
-                } else {
-                    Backend::Cpu
-                }
-            }
-            Some("cpu") => Backend::Cpu,
-            Some("cuda") => Backend::Cuda,
-            Some("metal") => Backend::Metal,
-            Some(other) => fail(format!(
-                "MLXBENCH_BACKEND={other:?} is not a backend: use cpu, cuda or metal"
-            )),
-        }
-    }
-
-    /// The PyPI package that ships a prebuilt `libmlx` for this backend.
-    fn wheel(self) -> &'static str {
-        match self {
-            Backend::Cpu => "mlx-cpu",
-            Backend::Cuda => "mlx-cuda-13",
-            Backend::Metal => "mlx-metal",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Cpu => "cpu",
-            Backend::Cuda => "cuda",
-            Backend::Metal => "metal",
-        })
-    }
-}
-
-/// A prebuilt MLX: `prefix/lib/libmlx.*`, `prefix/include`, `prefix/share/cmake/MLX`.
-struct MlxInstall {
-    prefix: PathBuf,
-}
-
-impl MlxInstall {
-    fn cmake_dir(&self) -> PathBuf {
-        self.prefix.join("share/cmake/MLX")
-    }
-    fn lib_dir(&self) -> PathBuf {
-        self.prefix.join("lib")
-    }
-}
 
 fn fail(message: impl fmt::Display) -> ! {
     eprintln!("\nerror: mlx-sys (mlxbench): {message}\n");
     std::process::exit(1);
 }
 
+/// A path for a `cargo:` instruction, which ends at a newline.
+fn instruction_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    if text.contains('\n') {
+        fail(format!("the build cannot use a path with a line break: {text:?}"));
+    }
+    text
+}
+
 fn main() {
-    for var in ["MLX_DIR", "MLXBENCH_BACKEND", "MLXBENCH_PYTHON"] {
+    for var in [
+        "MLX_DIR",
+        "MLXBENCH_BACKEND",
+        "MLXBENCH_PYTHON",
+        "MLXBENCH_MLX_HOME",
+        "XDG_DATA_HOME",
+        "HOME",
+        "MACOSX_DEPLOYMENT_TARGET",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=wheel.rs");
     println!("cargo:rerun-if-changed=include/mlxbench_compat.h");
+    println!("cargo:rerun-if-changed=cmake/mlxbench_compat.cmake");
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let manifest_dir =
         PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let compat_header = manifest_dir.join("include/mlxbench_compat.h");
-    let backend = Backend::from_env();
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let target_arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let backend = Backend::resolve(env::var("MLXBENCH_BACKEND").ok().as_deref(), &target_os)
+        .unwrap_or_else(|e| fail(e));
+    let deployment_target = (target_os == "macos").then(macos_deployment_target);
 
-    let runtime = match env::var_os("MLX_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => mlx_from_dir(Path::new(&dir)),
-        None => mlx_from_wheel(backend, &out_dir),
+    let mlx_dir = env::var_os("MLX_DIR").filter(|v| !v.is_empty());
+    let runtime = match &mlx_dir {
+        Some(dir) => mlx_from_dir(Path::new(dir)),
+        None => mlx_from_wheel(backend, &target_os, &target_arch, &out_dir),
     };
     // mlx-c only needs MLX's public headers, which are the same in every 0.32.2 wheel. The CUDA
     // wheel's CMake config also demands a CUDA toolkit at configure time, so on Linux we compile
     // against the CPU wheel's headers and link the backend's own libmlx.
-    let headers = if backend == Backend::Cuda && env::var_os("MLX_DIR").is_none() {
-        mlx_from_wheel(Backend::Cpu, &out_dir)
+    let headers = if backend == Backend::Cuda && mlx_dir.is_none() {
+        mlx_from_wheel(Backend::Cpu, &target_os, &target_arch, &out_dir)
     } else {
-        MlxInstall { prefix: runtime.prefix.clone() }
+        runtime.clone()
     };
 
     let mlx_c = upstream_mlx_c(&out_dir);
-    let build_dir = build_mlx_c(&mlx_c, &headers, &compat_header);
-    generate_bindings(&mlx_c, &compat_header, &out_dir);
+    let build_dir = build_mlx_c(&mlx_c, &headers, &manifest_dir, deployment_target.as_deref());
+    generate_bindings(&mlx_c, &manifest_dir.join("include/mlxbench_compat.h"), &out_dir);
 
-    println!("cargo:rustc-link-search=native={}", build_dir.display());
+    println!("cargo:rustc-link-search=native={}", instruction_path(&build_dir));
     println!("cargo:rustc-link-lib=static=mlxc");
-    println!("cargo:rustc-link-search=native={}", runtime.lib_dir().display());
+    println!("cargo:rustc-link-search=native={}", instruction_path(&runtime.lib_dir()));
     println!("cargo:rustc-link-lib=dylib=mlx");
     if target_os == "macos" {
         println!("cargo:rustc-link-lib=dylib=c++");
@@ -125,10 +92,38 @@ fn main() {
     }
 
     // Read by dependents' build scripts as DEP_MLX_*: the library folder goes into their
-    // binaries' RUNPATH (see mlxbench's build.rs).
-    println!("cargo:lib_dir={}", runtime.lib_dir().display());
+    // binaries' RUNPATH / LC_RPATH, the deployment target into their link (see mlxbench's build.rs).
+    println!("cargo:lib_dir={}", instruction_path(&runtime.lib_dir()));
     println!("cargo:version={MLX_VERSION}");
     println!("cargo:backend={backend}");
+    if let Some(target) = &deployment_target {
+        println!("cargo:macos_deployment_target={target}");
+    }
+}
+
+/// `MACOSX_DEPLOYMENT_TARGET` if set (it may only raise the floor), else the wheel's 14.0; put in
+/// this process's environment so that the compiler flags cc/cmake derive from it agree with it.
+fn macos_deployment_target() -> String {
+    let parse = |v: &str| -> Option<(u32, u32)> {
+        let mut parts = v.trim().split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
+        Some((major, minor))
+    };
+    let floor = parse(MACOS_DEPLOYMENT_TARGET).expect("a valid constant");
+    let target = match env::var("MACOSX_DEPLOYMENT_TARGET").ok().filter(|v| !v.trim().is_empty()) {
+        None => MACOS_DEPLOYMENT_TARGET.to_string(),
+        Some(v) => match parse(&v) {
+            Some(version) if version >= floor => v.trim().to_string(),
+            _ => fail(format!(
+                "MACOSX_DEPLOYMENT_TARGET={v:?}, but MLX {MLX_VERSION}'s libmlx.dylib needs macOS \
+                 {MACOS_DEPLOYMENT_TARGET} or newer: unset it or set {MACOS_DEPLOYMENT_TARGET} or higher."
+            )),
+        },
+    };
+    // cc, which the cmake crate asks for compiler flags, turns it into -mmacosx-version-min.
+    env::set_var("MACOSX_DEPLOYMENT_TARGET", &target);
+    target
 }
 
 /// Accepts an install prefix (`$MLX_DIR/share/cmake/MLX` exists) or the cmake folder itself.
@@ -150,7 +145,7 @@ fn mlx_from_dir(dir: &Path) -> MlxInstall {
             config.display()
         ))
     };
-    match cmake_package_version(&text) {
+    match wheel::cmake_package_version(&text) {
         Some(v) if v == MLX_VERSION => install,
         found => fail(format!(
             "MLX_DIR={} holds MLX {}, but mlx-c 0.7.0 needs exactly MLX {MLX_VERSION}.",
@@ -160,77 +155,49 @@ fn mlx_from_dir(dir: &Path) -> MlxInstall {
     }
 }
 
-fn cmake_package_version(config_version: &str) -> Option<String> {
-    config_version.lines().find_map(|line| {
-        let rest = line.trim().strip_prefix("set(PACKAGE_VERSION")?;
-        Some(rest.trim().trim_end_matches(')').trim().trim_matches('"').to_string())
-    })
-}
-
-/// Downloads and unpacks the pinned wheel once per target directory (shared by all profiles).
-fn mlx_from_wheel(backend: Backend, out_dir: &Path) -> MlxInstall {
-    let package = backend.wheel();
+/// The pinned wheel, unpacked in the per-user MLX home (downloaded on first use). When the default
+/// home cannot be written, the target directory serves, with a warning: binaries then depend on it.
+fn mlx_from_wheel(backend: Backend, target_os: &str, target_arch: &str, out_dir: &Path) -> MlxInstall {
+    let wheel = Wheel::for_target(backend, target_os, target_arch).unwrap_or_else(|e| fail(e));
+    let pythons = wheel::python_candidates(env::var("MLXBENCH_PYTHON").ok().as_deref());
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
-    let store = out_dir
-        .ancestors()
-        .nth(4)
-        .unwrap_or(out_dir)
-        .join("mlx-prebuilt")
-        .join(format!("{package}-{MLX_VERSION}"));
-    let install = MlxInstall { prefix: store.join("mlx") };
-    if install.cmake_dir().join("MLXConfig.cmake").is_file() {
-        return install;
-    }
-
-    let python = env::var("MLXBENCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let staging = store.with_extension(format!("tmp{}", std::process::id()));
-    let _ = fs::remove_dir_all(&staging);
-    let wheels = staging.join("wheel");
-    let pip_cmd = format!(
-        "{python} -m pip download --no-deps --only-binary=:all: -d {} {package}=={MLX_VERSION}",
-        wheels.display()
-    );
-    let advice = format!(
-        "Looked for a prebuilt MLX {MLX_VERSION} in MLX_DIR (unset) and in {}.\n  \
-         To fix: make `{python} -m pip` work and PyPI reachable (the build runs `{pip_cmd}`), \
-         or install it yourself (`python3 -m pip install {package}=={MLX_VERSION}`) and set \
-         MLX_DIR=<site-packages>/mlx.",
-        store.display()
-    );
-    let status = Command::new(&python)
-        .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"])
-        .args(["--only-binary=:all:", "-d"])
-        .arg(&wheels)
-        .arg(format!("{package}=={MLX_VERSION}"))
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => fail(format!("`{pip_cmd}` failed ({s}).\n  {advice}")),
-        Err(e) => fail(format!("could not run `{python}`: {e}.\n  {advice}")),
-    }
-    let wheel = fs::read_dir(&wheels)
-        .ok()
-        .and_then(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        })
-        .unwrap_or_else(|| fail(format!("pip left no wheel in {}.\n  {advice}", wheels.display())));
-    let unpacked = staging.join("unpacked");
-    let status = Command::new(&python)
-        .args(["-m", "zipfile", "-e"])
-        .arg(&wheel)
-        .arg(&unpacked)
-        .status();
-    if !matches!(status, Ok(s) if s.success()) {
-        fail(format!("could not unpack {} with `{python} -m zipfile`.", wheel.display()));
-    }
-    // Another build (say, the release profile) may have finished first: theirs is as good.
-    if fs::rename(&unpacked, &store).is_err() && !install.cmake_dir().is_dir() {
-        fail(format!("could not move the unpacked wheel to {}", store.display()));
-    }
-    let _ = fs::remove_dir_all(&staging);
+    let target_store = out_dir.ancestors().nth(4).unwrap_or(out_dir).join("mlx-prebuilt");
+    let explicit_home = env::var_os("MLXBENCH_MLX_HOME").filter(|v| !v.is_empty()).is_some();
+    let home = wheel::default_home(|name| env::var_os(name), target_os);
+    let installed = match &home {
+        Some(home) => match wheel::install(&wheel, home, &pythons) {
+            Err(WheelError::Unwritable { dir, error }) if !explicit_home => {
+                println!(
+                    "cargo:warning=cannot write the MLX home {} ({error}); keeping MLX under {} \
+                     instead, so binaries built now load libmlx from this target directory: they \
+                     break after `cargo clean`, and `cargo install` (which builds in a temporary \
+                     one) gives a broken binary. Set MLXBENCH_MLX_HOME to a writable folder.",
+                    dir.display(),
+                    target_store.display()
+                );
+                wheel::install(&wheel, &target_store, &pythons)
+            }
+            other => other,
+        },
+        None => {
+            println!(
+                "cargo:warning=no HOME (nor MLXBENCH_MLX_HOME) to keep MLX in; keeping it under {}, \
+                 so binaries built now stop working after `cargo clean`.",
+                target_store.display()
+            );
+            wheel::install(&wheel, &target_store, &pythons)
+        }
+    };
+    let install = installed.unwrap_or_else(|e| {
+        let hint = match &e {
+            WheelError::Unwritable { .. } => "\n  To fix: set MLXBENCH_MLX_HOME to a writable folder.",
+            WheelError::Failed(_) => "",
+        };
+        fail(format!("could not provide MLX {MLX_VERSION} ({}): {e}{hint}", wheel.requirement()))
+    });
+    // Deleting the MLX home makes the next build fetch it again.
+    let library = install.lib_dir().join(if target_os == "macos" { "libmlx.dylib" } else { "libmlx.so" });
+    println!("cargo:rerun-if-changed={}", instruction_path(&library));
     install
 }
 
@@ -285,20 +252,26 @@ fn upstream_mlx_c(out_dir: &Path) -> PathBuf {
 }
 
 /// Configures and builds the static `mlxc` target; returns the folder holding the archive.
-fn build_mlx_c(mlx_c: &Path, mlx: &MlxInstall, compat_header: &Path) -> PathBuf {
+fn build_mlx_c(mlx_c: &Path, mlx: &MlxInstall, manifest_dir: &Path, macos_target: Option<&str>) -> PathBuf {
     if !mlx.cmake_dir().join("MLXConfig.cmake").is_file() {
         fail(format!("no MLXConfig.cmake in {}", mlx.cmake_dir().display()));
     }
-    let dst = cmake::Config::new(mlx_c)
+    let mut config = cmake::Config::new(mlx_c);
+    config
         .profile("Release")
         .define("MLX_C_USE_SYSTEM_MLX", "ON")
         .define("MLX_DIR", mlx.cmake_dir())
         .define("MLX_C_BUILD_EXAMPLES", "OFF")
         .define("BUILD_SHARED_LIBS", "OFF")
-        .cxxflag(format!("-include {}", compat_header.display()))
-        .build_target("mlxc")
-        .build();
-    dst.join("build")
+        // Force-includes our header through CMake, which quotes the path for the compiler; inside
+        // CMAKE_CXX_FLAGS a path with a space would be split in two.
+        .define("CMAKE_PROJECT_INCLUDE", manifest_dir.join("cmake/mlxbench_compat.cmake"))
+        .define("MLXBENCH_COMPAT_HEADER", manifest_dir.join("include/mlxbench_compat.h"))
+        .build_target("mlxc");
+    if let Some(target) = macos_target {
+        config.define("CMAKE_OSX_DEPLOYMENT_TARGET", target);
+    }
+    config.build().join("build")
 }
 
 /// The same bindings as upstream's build script, plus our compat header and our own `float16_t`.

@@ -55,6 +55,7 @@ fn macos_sysctl_and_ioreg_give_the_chip_its_cores_and_memory() {
             memory_bytes: Some(206_158_430_208),
             gpus: vec![apple_gpu("Apple M2 Ultra", 76)],
             vm_stats: None,
+            virtual_machine: Some(false),
         }
     );
     let m1 = HardwareInfo::from_macos(&fixture("sysctl-m1.txt"), &fixture("ioreg-m1.txt"));
@@ -62,6 +63,7 @@ fn macos_sysctl_and_ioreg_give_the_chip_its_cores_and_memory() {
     assert_eq!((m1.cpu_cores, m1.performance_cores, m1.efficiency_cores), (Some(8), Some(4), Some(4)));
     assert_eq!(m1.memory_bytes, Some(17_179_869_184));
     assert_eq!(m1.gpus, vec![apple_gpu("Apple M1", 8)]);
+    assert_eq!(m1.virtual_machine, Some(false));
 
     let sysctl = hwinfo::parse_sysctl(&fixture("sysctl-m2-ultra.txt"));
     assert_eq!(sysctl["hw.osenvironment"], "");
@@ -86,6 +88,44 @@ fn summary_lines() {
     let hyperthreaded = HardwareInfo { cpu_cores: Some(16), cpu_threads: Some(32), ..linux("") };
     assert_eq!(hyperthreaded.summary(), "AMD EPYC | 23.5 GiB | 16 CPU (32 threads)");
     assert_eq!(HardwareInfo::default().summary(), "unknown CPU | unknown memory | unknown cores");
+}
+
+/// GitHub's `macos-14` runners are virtual M1s: the chip reads "Apple M1 (Virtual)" and ioreg
+/// has no AGXAccelerator (its GPU is paravirtualized). hwinfo says so and rates no bandwidth.
+#[test]
+fn a_virtual_mac_says_so_and_gets_no_peak_bandwidth() {
+    let sysctl = fixture("sysctl-m1-virtual.txt");
+    let vm = HardwareInfo::from_macos(&sysctl, "");
+    assert_eq!(vm.virtual_machine, Some(true));
+    assert_eq!(vm.cpu_model.as_deref(), Some("Apple M1 (Virtual)"));
+    assert_eq!(vm.os, "macOS 14.7.5 (23H527)");
+    assert_eq!((vm.cpu_cores, vm.performance_cores, vm.efficiency_cores), (Some(3), Some(3), None));
+    assert_eq!(vm.memory_bytes, Some(7_516_192_768));
+    assert!(vm.gpus.is_empty());
+    assert_eq!(vm.summary(), "Apple M1 (Virtual) | 7.0 GiB | 3 CPU | virtual machine");
+    assert_eq!(vm.peak_bandwidth_gbps(DeviceKind::Gpu), None);
+    assert_eq!(vm.peak_bandwidth_gbps(DeviceKind::Cpu), None);
+    let json = serde_json::to_value(&vm).unwrap();
+    assert_eq!(json["virtual_machine"], serde_json::Value::Bool(true));
+
+    // Any one sign is enough: the hypervisor flag under a host-like chip name and model (a VM
+    // that passes the host's name through), or the name alone when sysctl lacks the flag.
+    let host_named = sysctl.replace("Apple M1 (Virtual)", "Apple M1").replace("VirtualMac2,1", "MacBookPro17,1");
+    let vm = HardwareInfo::from_macos(&host_named, &fixture("ioreg-m1.txt"));
+    assert_eq!((vm.virtual_machine, vm.peak_bandwidth_gbps(DeviceKind::Gpu)), (Some(true), None));
+    let bare = HardwareInfo::from_macos(&host_named.replace("kern.hv_vmm_present: 1", "kern.hv_vmm_present: 0"), "");
+    assert_eq!((bare.virtual_machine, bare.peak_bandwidth_gbps(DeviceKind::Gpu)), (Some(false), Some(68.25)));
+    let no_flag = HardwareInfo::from_macos(&sysctl.replace("kern.hv_vmm_present: 1\n", ""), "");
+    assert_eq!(no_flag.virtual_machine, Some(true));
+    let only_model = sysctl.replace("kern.hv_vmm_present: 1\n", "").replace("Apple M1 (Virtual)", "Apple M1");
+    assert_eq!(HardwareInfo::from_macos(&only_model, "").virtual_machine, Some(true));
+
+    // Records written before the field existed still read, as unknown.
+    let mut old = serde_json::to_value(m2_ultra()).unwrap();
+    old.as_object_mut().unwrap().remove("virtual_machine");
+    let read: HardwareInfo = serde_json::from_value(old).unwrap();
+    assert_eq!(read.virtual_machine, None);
+    assert_eq!(linux("").virtual_machine, None, "not probed on Linux");
 }
 
 #[test]
@@ -200,6 +240,7 @@ fn peak_bandwidth_by_chip_and_gpu_name() {
         ("Apple M4 Max", Some(32), Some(410.0)),
         ("Apple M4 Max", Some(40), Some(546.0)),
         ("Apple M9", None, None),
+        ("Apple M1 (Virtual)", Some(8), None),
         ("AMD EPYC", None, None),
     ] {
         assert_eq!(hwinfo::apple_peak_gbps(chip, gpu_cores), gbps, "{chip} {gpu_cores:?}");

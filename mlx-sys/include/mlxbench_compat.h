@@ -1,22 +1,48 @@
 /* Force-included (`-include`) into every mlx-c translation unit and into bindgen's parse.
  * It fills two gaps of mlx-c 0.7.0 on our toolchains without touching its sources:
- *  - GCC 12's libstdc++ has no std::format, which mlx-c's private/io.h calls;
+ *  - mlx-c's private/io.h calls std::format, which GCC 12's libstdc++ lacks: header-only {fmt}
+ *    stands in there, and only where the standard library has no usable std::format;
  *  - mlx-c declares float16_t/bfloat16_t (and the four item/data functions that use them) only on
  *    Arm, while mlx-rs 0.33 uses them on every target. MLX's array::item<T>()/data<T>() only
- *    reinterpret the element bytes, so 16-bit storage types of the right size are enough. */
+ *    reinterpret the element bytes, so 16-bit storage types of the right size are enough.
+ * .ci/check-libcxx compiles every mlx-c translation unit with this header under libc++ 16 (the
+ * generation of Apple clang 15/16) and libc++ 19, with no {fmt} in sight. */
 #ifndef MLXBENCH_COMPAT_H
 #define MLXBENCH_COMPAT_H
 
 #ifdef __cplusplus
-#include <version>
-#if !defined(__cpp_lib_format)
+#if defined(__has_include)
+#if __has_include(<format>)
+#include <format>
+#endif
+#endif
+
+/* Whether <format> gave us std::format. The feature-test macro alone does not tell: LLVM libc++
+ * defines __cpp_lib_format only from 19, although 17 and 18 ship a complete <format>, and 15 and
+ * 16 ship it when experimental features are on (-fexperimental-library; Apple's libc++ of Xcode
+ * 15/16 has it on). Testing for the macro alone sent Apple clang to {fmt}, which a Mac does not
+ * have, and where it does, `using fmt::format` in std made every call ambiguous. */
+#if defined(__cpp_lib_format)
+#define MLXBENCH_HAS_STD_FORMAT 1
+#elif defined(_LIBCPP_VERSION) && __cplusplus >= 202002L
+#if _LIBCPP_VERSION >= 170000 || \
+    (_LIBCPP_VERSION >= 150000 && !defined(_LIBCPP_HAS_NO_INCOMPLETE_FORMAT))
+#define MLXBENCH_HAS_STD_FORMAT 1
+#endif
+#endif
+
+#if !defined(MLXBENCH_HAS_STD_FORMAT)
+#if defined(__has_include) && __has_include(<fmt/format.h>)
 #define FMT_HEADER_ONLY
 #include <fmt/format.h>
 namespace std {
 using fmt::format;
 }
+#else
+#error "mlxbench: mlx-c calls std::format, which this C++ standard library does not provide, and no {fmt} headers were found to stand in. Use a compiler with C++20 <format> (GCC >= 13, Apple clang >= 15 from Xcode 15, LLVM libc++ >= 17), or install fmt (Debian/Ubuntu: apt-get install libfmt-dev; Fedora: dnf install fmt-devel)."
 #endif
 #endif
+#endif /* __cplusplus */
 
 #if !defined(__aarch64__) && !defined(__ARM_FEATURE_FP16_SCALAR_ARITHMETIC) && \
     !defined(__ARM_FEATURE_BF16)

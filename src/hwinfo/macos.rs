@@ -1,5 +1,6 @@
-//! Probes of a Mac: `sysctl` and `ioreg` name the chip, its cores and memory (parsed by
-//! `parse.rs`); the mach host statistics give memory pressure, as `vm_stat` does.
+//! Probes of a Mac: `sysctl` and `ioreg` name the chip, its cores and memory and tell a virtual
+//! Mac (parsed by `parse.rs` and `HardwareInfo::from_macos`); the mach host statistics give
+//! memory pressure, as `vm_stat` does.
 use mach2::{
     host_info::HOST_VM_INFO64_COUNT,
     kern_return::{kern_return_t, KERN_SUCCESS},
@@ -15,8 +16,10 @@ use mach2::{
 
 use super::{command_stdout, HardwareInfo, VmStats};
 
-const SYSCTL_NAMES: [&str; 9] = [
+const SYSCTL_NAMES: [&str; 11] = [
     "machdep.cpu.brand_string",
+    "hw.model",
+    "kern.hv_vmm_present",
     "hw.memsize",
     "hw.physicalcpu",
     "hw.logicalcpu",

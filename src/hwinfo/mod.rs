@@ -38,6 +38,12 @@ pub struct HardwareInfo {
     pub gpus: Vec<GpuInfo>,
     /// macOS memory pressure when [`detect`] ran.
     pub vm_stats: Option<VmStats>,
+    /// Whether the OS runs in a virtual machine (macOS: `kern.hv_vmm_present`, a `VirtualMac`
+    /// model or a `(Virtual)` chip, as on GitHub's M1 runners); `None` where not probed (Linux).
+    /// A virtual machine gets no peak bandwidth: it shares the host's memory with other guests
+    /// and its GPU is paravirtualized, so no published figure applies.
+    #[serde(default)]
+    pub virtual_machine: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +96,14 @@ impl HardwareInfo {
             _ => "",
         };
         let cpu_model = get("machdep.cpu.brand_string").cloned();
+        let named_virtual = cpu_model.as_deref().is_some_and(|m| m.contains("(Virtual)"))
+            || get("hw.model").is_some_and(|m| m.starts_with("VirtualMac"));
+        let virtual_machine = match get("kern.hv_vmm_present").map(String::as_str) {
+            _ if named_virtual => Some(true),
+            Some("1") => Some(true),
+            Some("0") => Some(false),
+            _ => None,
+        };
         HardwareInfo {
             os,
             arch: arch.into(),
@@ -101,6 +115,7 @@ impl HardwareInfo {
             efficiency_cores: count("hw.perflevel1.physicalcpu"),
             memory_bytes: get("hw.memsize").and_then(|v| v.parse().ok()),
             vm_stats: None,
+            virtual_machine,
         }
     }
 
@@ -117,14 +132,18 @@ impl HardwareInfo {
         }
     }
 
-    /// One line: `Apple M2 Ultra | 192.0 GiB | 24 CPU (16P+8E) | 76 GPU cores`. Sizes are in
-    /// GiB (2^30 bytes): the number Apple and NVIDIA sell the memory by.
+    /// One line: `Apple M2 Ultra | 192.0 GiB | 24 CPU (16P+8E) | 76 GPU cores`, with a
+    /// `virtual machine` part when it is one. Sizes are in GiB (2^30 bytes): the number Apple and
+    /// NVIDIA sell the memory by.
     pub fn summary(&self) -> String {
         let mut parts = vec![
             self.cpu_model.clone().unwrap_or_else(|| "unknown CPU".into()),
             self.memory_bytes.map_or_else(|| "unknown memory".into(), gibibytes),
             self.cpu_summary(),
         ];
+        if self.virtual_machine == Some(true) {
+            parts.push("virtual machine".into());
+        }
         let mut gpus = self.gpus.iter().peekable();
         while let Some(gpu) = gpus.next() {
             let mut same = 1;
@@ -138,7 +157,11 @@ impl HardwareInfo {
 
     /// Peak memory bandwidth in GB/s for a run on `device`. Apple Silicon's CPU and GPU share one
     /// unified memory; elsewhere a GPU run is rated by the first GPU and a CPU run is `None`.
+    /// `None` in a virtual Mac, whatever chip it names (see [`HardwareInfo::virtual_machine`]).
     pub fn peak_bandwidth_gbps(&self, device: DeviceKind) -> Option<f64> {
+        if self.virtual_machine == Some(true) {
+            return None;
+        }
         let gpu = self.gpus.first();
         match self.cpu_model.as_deref() {
             Some(chip) if chip.starts_with("Apple M") => apple_peak_gbps(chip, gpu.and_then(|g| g.cores)),
@@ -200,6 +223,7 @@ impl HardwareInfo {
             memory_bytes: self.memory_bytes.or(fallback.memory_bytes),
             gpus: if self.gpus.is_empty() { fallback.gpus } else { self.gpus },
             vm_stats: self.vm_stats.or(fallback.vm_stats),
+            virtual_machine: self.virtual_machine.or(fallback.virtual_machine),
         }
     }
 }
