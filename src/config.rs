@@ -160,11 +160,47 @@ impl QuantizationConfig {
 }
 
 impl ModelConfig {
-    /// Reads and parses `dir/config.json`.
+    /// Reads and parses `dir/config.json`, checking the values shapes are made of.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("config.json");
         let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
-        serde_json::from_str(&text).map_err(|e| Error::Config { path, detail: e.to_string() })
+        let config: Self = serde_json::from_str(&text).map_err(|e| Error::Config { path: path.clone(), detail: e.to_string() })?;
+        config.validate().map_err(|detail| Error::Config { path, detail })?;
+        Ok(config)
+    }
+
+    /// Whether the values every architecture divides by or makes shapes of are usable: sizes
+    /// between 1 and 2^31 − 1 (MLX's shapes are 32-bit), heads a multiple of the KV heads. The
+    /// error names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let sizes = [
+            ("hidden_size", Some(self.hidden_size)),
+            ("num_hidden_layers", Some(self.num_hidden_layers)),
+            ("intermediate_size", Some(self.intermediate_size)),
+            ("num_attention_heads", Some(self.num_attention_heads)),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim),
+            ("vocab_size", Some(self.vocab_size)),
+        ];
+        for (key, size) in sizes {
+            if let Some(size) = size.filter(|&n| n == 0 || n > i32::MAX as usize) {
+                return Err(format!("{key} is {size}, not between 1 and 2^31 - 1"));
+            }
+        }
+        if self.num_attention_heads % self.n_kv_heads() != 0 {
+            return Err(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.num_attention_heads,
+                self.n_kv_heads()
+            ));
+        }
+        if self.head_dim() == 0 {
+            return Err(format!(
+                "hidden_size {} over num_attention_heads {} gives a head_dim of 0; set head_dim",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        Ok(())
     }
 
     pub fn n_kv_heads(&self) -> usize {

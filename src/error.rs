@@ -32,6 +32,10 @@ pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 
+    /// The results file cannot be written (its folder cannot be made, or written in).
+    #[error("cannot write results to {}: {reason}", path.display())]
+    ResultsFile { path: PathBuf, reason: std::io::Error },
+
     #[error("{path}: invalid config: {detail}")]
     Config { path: PathBuf, detail: String },
 

@@ -192,6 +192,9 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         trials,
         decode_gbps: Some(22.0),
         bandwidth_utilisation: Some(0.0275),
+        load: None,
+        cold_trial: None,
+        memory_drift: None,
     }
 }
 
@@ -258,7 +261,7 @@ fn appending_keeps_earlier_results() {
     for format in [Format::Csv, Format::Json, Format::Jsonl, Format::Md] {
         let path = dir.path().join(format!("r.{}", format!("{format:?}").to_lowercase()));
         ResultsFile::open(&path, format).unwrap().save(&[record("first", Status::Ok, 2)]).unwrap();
-        let file = ResultsFile::open(&path, format).unwrap();
+        let mut file = ResultsFile::open(&path, format).unwrap();
         assert!(file.redirected_from.is_none(), "{format:?}");
         file.save(&[record("second", Status::Ok, 1)]).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -284,7 +287,7 @@ fn a_foreign_file_is_never_overwritten() {
     let dir = tempfile::tempdir().unwrap();
     let csv_path = dir.path().join("results.csv");
     std::fs::write(&csv_path, "run,prompt_tokens,prompt_tps\n1,2,3\n").unwrap();
-    let file = ResultsFile::open(&csv_path, Format::Csv).unwrap();
+    let mut file = ResultsFile::open(&csv_path, Format::Csv).unwrap();
     assert_eq!(file.redirected_from.as_deref(), Some(csv_path.as_path()));
     assert_eq!(file.path(), dir.path().join("results-2.csv"));
     file.save(&[record("m", Status::Ok, 1)]).unwrap();
@@ -435,4 +438,33 @@ fn auto_repeats_stop_when_the_interval_is_narrow_or_the_budget_is_spent() {
     assert!(!Repeats::Fixed(3).done(2, Some(&s(&steady)), secs(100)));
     assert!(Repeats::Fixed(3).done(3, None, secs(0)));
     assert!(Repeats::auto(0.0, 60.0).is_err() && Repeats::auto(2.0, -1.0).is_err());
+}
+
+#[test]
+fn memory_drift_is_a_least_squares_slope_with_its_interval() {
+    use mlxbench::measure::stats::{linear_fit, student_t_975};
+    // A straight line: slope 2 exactly, no residuals, so no width.
+    let fit = linear_fit(&[10.0, 12.0, 14.0, 16.0]).unwrap();
+    assert_eq!((fit.slope, fit.slope_ci95), (2.0, [2.0, 2.0]));
+    // y = 0, 1, 0, 1, 0: slope 0; residual sum 1.2, Sxx 10, df 3: se = sqrt(0.4 / 10) = 0.2.
+    let fit = linear_fit(&[0.0, 1.0, 0.0, 1.0, 0.0]).unwrap();
+    assert!(fit.slope.abs() < 1e-12);
+    assert!((fit.slope_ci95[1] - 3.182 * 0.2).abs() < 1e-9, "{fit:?}");
+    assert!(linear_fit(&[1.0, 2.0]).is_none());
+    assert_eq!(student_t_975(1), 12.706);
+    assert_eq!(student_t_975(30), 2.042);
+    assert!((student_t_975(40) - 2.021).abs() < 1e-12 && (student_t_975(1_000_000) - 1.960).abs() < 1e-3);
+
+    // A record's leak verdict: active memory +1000 B per trial over 10 trials is 9000 B.
+    let trials: Vec<TrialMetrics> = (0..10u64)
+        .map(|i| {
+            let memory = TrialMemory { active_memory_bytes: 5_000_000 + 1000 * i, ..Default::default() };
+            TrialMetrics::from_timings(&timings(1, 9, 3, 10, 20, 40), memory)
+        })
+        .collect();
+    let point = RunPoint { model: "m".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 9, n_generate: 3, engine: Engine::Mlxbench };
+    let record = RunRecord::new(point, run_context(10), Ok(trials), None, None);
+    assert_eq!(record.memory_drift.unwrap().slope, 1000.0);
+    assert_eq!(record.leaks(8_999), Some(true));
+    assert_eq!(record.leaks(9_000), Some(false));
 }

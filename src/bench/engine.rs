@@ -12,6 +12,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::record::LoadStats;
 use crate::{
     choice::choice,
     device::{DeviceKind, REQUIRED_MLX_VERSION},
@@ -135,9 +136,11 @@ impl MlxLmProcess {
         }
     }
 
-    /// Loads the model in `dir` (mlx-lm's `load`), replacing the previous one.
-    pub fn load(&mut self, dir: &Path) -> Result<(), String> {
-        self.request(&json!({"op": "load", "model": dir})).map(|_| ())
+    /// Loads the model in `dir` (mlx-lm's `load`, which evaluates the weights), replacing the
+    /// previous one; how long it took and its peak memory.
+    pub fn load(&mut self, dir: &Path) -> Result<LoadStats, String> {
+        let reply = self.request(&json!({"op": "load", "model": dir}))?;
+        serde_json::from_value(reply).map_err(|e| format!("mlx-lm engine: a load reply: {e}"))
     }
 
     /// One trial of `prompt` (batch 1) with `depth` tokens of untimed context.

@@ -1,17 +1,19 @@
-"""mlxbench's mlx-lm engine: runs trials through Apple's mlx-lm (its `load` and `generate_step`)
+"""mlxbench's mlx-lm engine: runs trials through Apple's mlx-lm (`load_model`, `generate_step`)
 with mlxbench's trial protocol and timestamps, so `mlxbench run --engine mlxbench,mlx-lm` compares
 the two engines on the same prompt ids, in the same run, under the same metric definitions.
 
 mlxbench starts this script with the chosen Python and talks to it in JSON lines: one request on
 stdin, one reply on stdout. Replies: {"ok": ...} or {"error": "one line"}. Requests:
   {"op": "hello", "device": "cpu"|"gpu"}  -> versions of mlx and mlx-lm; selects the device
-  {"op": "load", "model": DIR}             -> loads the model (replacing the previous one)
+  {"op": "load", "model": DIR}             -> loads the model (replacing the previous one):
+                                              load_ms, load_peak_memory_bytes
   {"op": "trial", "prompt": [ids], "depth": D, "n_generate": N, "prefill_step_size": S,
    "kv_bits": B|null, "kv_group_size": G, "quantized_kv_start": Q, "max_kv_size": K|null}
                                            -> timestamps (seconds from t = 0) and memory
   {"op": "quit"}
 
-A trial, as mlxbench's own (src/measure/trial.rs): a fresh cache; the first D prompt tokens run
+Loading is mlx-lm's `load_model` (weights evaluated, as `load` does without the tokenizer: the
+prompt ids come from mlxbench). A trial, as mlxbench's own (src/measure/trial.rs): a fresh cache; the first D prompt tokens run
 into it untimed; MLX's buffer cache emptied and its peak counter reset; t = 0 once the rest of the
 prompt is on the device; mlx-lm's generate_step then prefills all prompt tokens but the last in
 chunks (prefill_done: its last progress call before the first token) and yields each token once it
@@ -21,6 +23,7 @@ is on the host (token_times).
 import json
 import sys
 import time
+from pathlib import Path
 
 
 def reply(obj):
@@ -39,7 +42,7 @@ def main():
         import mlx_lm
         from mlx_lm.generate import generate_step
         from mlx_lm.models.cache import make_prompt_cache
-        from mlx_lm.utils import load
+        from mlx_lm.utils import load_model
     except Exception as err:  # ImportError and whatever a broken install raises
         reply({"error": f"cannot import mlx-lm in {sys.executable}: {one_line(err)}"})
         return
@@ -111,8 +114,11 @@ def main():
             elif op == "load":
                 model = None
                 mx.clear_cache()
-                model, _ = load(req["model"])
-                reply({"ok": {}})
+                mx.reset_peak_memory()
+                start = time.perf_counter()
+                model, _ = load_model(Path(req["model"]))
+                reply({"ok": {"load_ms": (time.perf_counter() - start) * 1e3,
+                              "load_peak_memory_bytes": mx.get_peak_memory()}})
             elif op == "trial":
                 if model is None:
                     reply({"error": "no model loaded"})

@@ -14,7 +14,7 @@ use crate::{
     hwinfo::HardwareInfo,
     measure::{
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
-        stats::{ratio_of_medians_interval, seed_for},
+        stats::{linear_fit, ratio_of_medians_interval, seed_for, LinearFit},
         MetricSummaries, Summary, TrialMetrics,
     },
     models::Footprint,
@@ -137,6 +137,25 @@ pub struct RunRecord {
     pub decode_gbps: Option<f64>,
     /// `decode_gbps` over the device's known peak bandwidth.
     pub bandwidth_utilisation: Option<f64>,
+    /// How loading the model went for this record's engine (cold start).
+    #[serde(default)]
+    pub load: Option<LoadStats>,
+    /// With `--cold`: the first trial after the model loaded (kernels compiling, caches cold),
+    /// timed apart from the warmup and the measured trials.
+    #[serde(default)]
+    pub cold_trial: Option<TrialMetrics>,
+    /// The trend of MLX's active memory at the end of each measured trial: a least-squares
+    /// slope in bytes per trial with its 95% interval (3 or more trials). A leak grows it.
+    #[serde(default)]
+    pub memory_drift: Option<LinearFit>,
+}
+
+/// Loading a model: from its files to its weights evaluated on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoadStats {
+    pub load_ms: f64,
+    /// MLX's peak memory while loading (the counter reset before it), bytes.
+    pub load_peak_memory_bytes: u64,
 }
 
 impl RunRecord {
@@ -154,6 +173,7 @@ impl RunRecord {
             Err(message) => (Status::of_failure(&message), Some(message), Vec::new()),
         };
         let summary = (!trials.is_empty()).then(|| MetricSummaries::of(&trials));
+        let memory_drift = linear_fit(&trials_active_memory(&trials));
         let decode_gbps = summary.as_ref().and_then(|s| {
             let tps = s.generation_tps_per_sequence.as_ref()?.median;
             let kv = s.kv_cache_bytes.as_ref()?.median as u64;
@@ -172,8 +192,27 @@ impl RunRecord {
             summary,
             decode_gbps,
             bandwidth_utilisation: decode_gbps.zip(peak_gbps).and_then(|(achieved, peak)| bandwidth_utilisation(achieved, peak)),
+            load: None,
+            cold_trial: None,
+            memory_drift,
         }
     }
+}
+
+impl RunRecord {
+    /// Whether this configuration leaks: its active memory grew across its trials by more than
+    /// `threshold` bytes (slope × (trials − 1)), even at the low end of the slope's 95% interval.
+    /// `None` without a trend (fewer than 3 trials).
+    pub fn leaks(&self, threshold: u64) -> Option<bool> {
+        let fit = self.memory_drift?;
+        let steps = self.trials.len().saturating_sub(1) as f64;
+        Some(fit.slope_ci95[0] * steps > threshold as f64)
+    }
+}
+
+/// MLX's active memory at the end of each trial, bytes.
+fn trials_active_memory(trials: &[TrialMetrics]) -> Vec<f64> {
+    trials.iter().map(|t| t.memory.active_memory_bytes as f64).collect()
 }
 
 /// `engine`'s median over `against`'s on one setting, with a 95% bootstrap interval.

@@ -6,18 +6,21 @@
 use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
     time::Instant,
 };
 
 use super::{
     engine::{Engine, MlxLmProcess},
     plan::RunPoint,
-    record::{ModelSize, RunContext, RunRecord},
+    record::{LoadStats, ModelSize, RunContext, RunRecord},
     settings::Settings,
 };
 use crate::{
+    device,
     error::{Error, Result},
     hub,
+    hwinfo::telemetry::GpuMonitor,
     measure::{run_trial, MetricSummaries, TrialMetrics},
     models::{self, LoadedModel},
     prompt::{build_prompts, PromptKind, Tokens},
@@ -31,16 +34,25 @@ pub struct PreparedModel {
     pub tokenizer: Tokenizer,
     /// Bytes of the model directory's safetensors files.
     pub weight_bytes: Option<u64>,
+    /// How long loading took (files to weights evaluated on the device) and its peak memory.
+    pub load_stats: LoadStats,
 }
 
 impl PreparedModel {
     /// Resolves `spec` (a directory or a Hugging Face repo id) and loads it.
     pub fn load(spec: &str) -> Result<Self> {
         let dir = hub::resolve(spec)?;
+        device::clear_cache()?;
+        device::reset_peak_memory()?;
+        let start = Instant::now();
         let loaded = models::load(&dir).map_err(|e| Error::Loading { path: dir.clone(), source: Box::new(e) })?;
+        let load_stats = LoadStats {
+            load_ms: start.elapsed().as_secs_f64() * 1e3,
+            load_peak_memory_bytes: device::memory_snapshot()?.peak_bytes,
+        };
         let tokenizer = Tokenizer::from_dir(&dir)?;
         let weight_bytes = weight_bytes(&dir);
-        Ok(Self { dir, loaded, tokenizer, weight_bytes })
+        Ok(Self { dir, loaded, tokenizer, weight_bytes, load_stats })
     }
 
     /// Its files' size and its footprint (parameters, bytes a decode step reads).
@@ -114,8 +126,40 @@ struct LoadedForEngines {
     tokenizer: Option<Tokenizer>,
     /// mlxbench's own, when a point of this model runs on it.
     ours: Option<Result<PreparedModel, String>>,
-    /// Whether the mlx-lm engine loaded it, when a point of this model runs there.
-    mlx_lm: Option<Result<(), String>>,
+    /// How the mlx-lm engine loaded it, when a point of this model runs there.
+    mlx_lm: Option<Result<LoadStats, String>>,
+}
+
+impl LoadedForEngines {
+    /// How `engine` loaded the model.
+    fn load_stats(&self, engine: Engine) -> Option<LoadStats> {
+        match engine {
+            Engine::Mlxbench => self.ours.as_ref()?.as_ref().ok().map(|m| m.load_stats),
+            Engine::MlxLm => self.mlx_lm.as_ref()?.as_ref().ok().copied(),
+        }
+    }
+}
+
+/// What the trials of one point gave.
+#[derive(Default)]
+struct Measured {
+    trials: Vec<TrialMetrics>,
+    /// The first trial after the model loaded, with `--cold`.
+    cold: Option<TrialMetrics>,
+}
+
+/// Set when the user asked the session to stop (Ctrl-C): it ends after the trial under way, and
+/// the point that trial belonged to is not recorded.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks every session to stop after the trial under way.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was asked for.
+pub fn stop_requested() -> bool {
+    STOP.load(Ordering::SeqCst)
 }
 
 /// Runs points with one set of settings, in one context.
@@ -128,21 +172,32 @@ pub struct Session<'o> {
     trials_done: usize,
     /// The mlx-lm engine, started on first use.
     mlx_lm: Option<Result<MlxLmProcess, String>>,
+    /// The GPU's telemetry source, when there is one.
+    gpu: Option<GpuMonitor>,
+    /// The next setting is the first after a model loaded (its first trial is `--cold`'s).
+    cold_pending: bool,
 }
 
 impl<'o> Session<'o> {
     pub fn new(settings: Settings, context: RunContext, peak_gbps: Option<f64>, observer: &'o mut dyn Observer) -> Self {
-        Self { settings, context, peak_gbps, observer, trials_done: 0, mlx_lm: None }
+        Self { settings, context, peak_gbps, observer, trials_done: 0, mlx_lm: None, gpu: None, cold_pending: false }
+    }
+
+    /// Records each trial's GPU telemetry (and energy per token) from `gpu`.
+    pub fn with_gpu_monitor(mut self, gpu: Option<GpuMonitor>) -> Self {
+        self.gpu = gpu;
+        self
     }
 
     /// Every point in order. Consecutive points of one model share its loads (freed before the
     /// next model loads); consecutive points that differ only in their engine are measured
-    /// together, trial by trial. Ends early only when the observer fails.
+    /// together, trial by trial. Ends early when the observer fails, or after the trial under way
+    /// when a stop is requested ([`request_stop`]; the records so far are returned).
     pub fn run(&mut self, points: &[RunPoint]) -> Result<Vec<RunRecord>> {
         let mut records = Vec::with_capacity(points.len());
         let mut model: Option<LoadedForEngines> = None;
         let mut start = 0;
-        while start < points.len() {
+        while start < points.len() && !stop_requested() {
             let first = &points[start];
             let end = start + points[start..].iter().take_while(|p| p.same_setting(first)).count();
             if model.as_ref().is_none_or(|m| m.spec != first.model) {
@@ -151,7 +206,8 @@ impl<'o> Session<'o> {
                 model = Some(self.load(&first.model, &engines));
             }
             let loaded = model.as_ref().expect("loaded above");
-            for record in self.measure_setting(loaded, &points[start..end]) {
+            let Some(measured) = self.measure_setting(loaded, &points[start..end]) else { break };
+            for record in measured {
                 records.push(record);
                 self.observer.finished(&records)?;
             }
@@ -163,6 +219,7 @@ impl<'o> Session<'o> {
     /// Loads `spec` for each engine in `engines`.
     fn load(&mut self, spec: &str, engines: &[Engine]) -> LoadedForEngines {
         self.observer.loading(spec);
+        self.cold_pending = true;
         let ours = engines.contains(&Engine::Mlxbench).then(|| guarded(|| PreparedModel::load(spec)));
         let (prompter, tokenizer) = match &ours {
             Some(Ok(model)) => (Ok((model.dir.clone(), Some(model.size()))), None),
@@ -202,14 +259,18 @@ impl<'o> Session<'o> {
     /// The warmup trials, then the measured ones, of `point` on mlxbench's engine alone.
     fn own_trials(&mut self, model: &PreparedModel, point: &RunPoint) -> Result<Vec<TrialMetrics>> {
         let prompt = model.prompts(self.settings.prompt_kind, point.depth + point.n_prompt, point.batch, self.settings.seed)?;
-        let mut trials = self.interleaved(&[point.clone()], &prompt, &mut |_, session, point, prompt| {
+        let outcomes = self.interleaved(&[point.clone()], &prompt, &mut |_, session, point, prompt| {
             session.own_trial(model, point, prompt)
         });
-        trials.pop().expect("one engine").map_err(Error::InvalidOption)
+        match outcomes.and_then(|mut o| o.pop()) {
+            Some(outcome) => outcome.map(|m| m.trials).map_err(Error::InvalidOption),
+            None => Err(Error::InvalidOption("stopped".into())),
+        }
     }
 
-    /// One setting on each of its engines (`points` differ only in their engine).
-    fn measure_setting(&mut self, model: &LoadedForEngines, points: &[RunPoint]) -> Vec<RunRecord> {
+    /// One setting on each of its engines (`points` differ only in their engine); `None` when
+    /// a stop was requested before it ended.
+    fn measure_setting(&mut self, model: &LoadedForEngines, points: &[RunPoint]) -> Option<Vec<RunRecord>> {
         for point in points {
             self.observer.measuring(point);
         }
@@ -235,33 +296,56 @@ impl<'o> Session<'o> {
                     None => unreachable!("loaded for every engine its points use"),
                 },
                 Engine::MlxLm => match &model.mlx_lm {
-                    Some(Ok(())) => session.mlx_lm_trial(point, prompt),
+                    Some(Ok(_)) => session.mlx_lm_trial(point, prompt),
                     Some(Err(message)) => Err(message.clone()),
                     None => unreachable!("loaded for every engine its points use"),
                 },
-            }),
+            })?,
         };
         let size = model.prompter.as_ref().ok().and_then(|(_, size)| *size);
-        points
+        let records = points
             .iter()
             .zip(outcomes)
-            .map(|(point, outcome)| RunRecord::new(point.clone(), self.context.clone(), outcome, size, self.peak_gbps))
-            .collect()
+            .map(|(point, outcome)| {
+                let (outcome, cold) = match outcome {
+                    Ok(measured) => (Ok(measured.trials), measured.cold),
+                    Err(message) => (Err(message), None),
+                };
+                let mut record = RunRecord::new(point.clone(), self.context.clone(), outcome, size, self.peak_gbps);
+                record.load = model.load_stats(point.engine);
+                record.cold_trial = cold;
+                record
+            })
+            .collect();
+        Some(records)
     }
 
-    /// The warmup trials, then the measured ones, of each point, engines taking turns trial by
-    /// trial; an engine that fails is dropped and the others go on.
+    /// With `--cold` right after a load, one cold trial of each point; then the warmup trials and
+    /// the measured ones, engines taking turns trial by trial. An engine that fails is dropped
+    /// and the others go on; `None` when a stop was requested.
     fn interleaved(
         &mut self,
         points: &[RunPoint],
         prompt: &Tokens,
         trial: &mut dyn FnMut(Engine, &mut Self, &RunPoint, &Tokens) -> Result<TrialMetrics, String>,
-    ) -> Vec<Result<Vec<TrialMetrics>, String>> {
-        let mut outcomes: Vec<Result<Vec<TrialMetrics>, String>> = points.iter().map(|_| Ok(Vec::new())).collect();
+    ) -> Option<Vec<Result<Measured, String>>> {
+        let mut outcomes: Vec<Result<Measured, String>> = points.iter().map(|_| Ok(Measured::default())).collect();
+        if std::mem::take(&mut self.cold_pending) && self.settings.cold {
+            for (point, outcome) in points.iter().zip(&mut outcomes) {
+                let Ok(measured) = outcome else { continue };
+                match self.one_trial(point, prompt, trial)? {
+                    Ok(metrics) => {
+                        self.observer.trial(point, TrialKind::Warmup, &metrics);
+                        measured.cold = Some(metrics);
+                    }
+                    Err(message) => *outcome = Err(message),
+                }
+            }
+        }
         for _ in 0..self.settings.warmup {
             for (point, outcome) in points.iter().zip(&mut outcomes) {
                 if outcome.is_ok() {
-                    match self.one_trial(point, prompt, trial) {
+                    match self.one_trial(point, prompt, trial)? {
                         Ok(metrics) => self.observer.trial(point, TrialKind::Warmup, &metrics),
                         Err(message) => *outcome = Err(message),
                     }
@@ -272,41 +356,50 @@ impl<'o> Session<'o> {
         loop {
             let mut ran = false;
             for (point, outcome) in points.iter().zip(&mut outcomes) {
-                let Ok(trials) = outcome else { continue };
-                let summaries = MetricSummaries::of(trials);
-                if self.settings.repeats.done(trials.len(), summaries.precision_metric(), start.elapsed()) {
+                let Ok(measured) = outcome else { continue };
+                let summaries = MetricSummaries::of(&measured.trials);
+                if self.settings.repeats.done(measured.trials.len(), summaries.precision_metric(), start.elapsed()) {
                     continue;
                 }
                 ran = true;
-                match self.one_trial(point, prompt, trial) {
+                match self.one_trial(point, prompt, trial)? {
                     Ok(metrics) => {
                         self.observer.trial(point, TrialKind::Measured, &metrics);
-                        trials.push(metrics);
+                        measured.trials.push(metrics);
                     }
                     Err(message) => *outcome = Err(message),
                 }
             }
             if !ran {
-                return outcomes;
+                return Some(outcomes);
             }
         }
     }
 
-    /// One guarded trial of `point`, after the delay between trials.
+    /// One guarded trial of `point` after the delay between trials, with the GPU's telemetry;
+    /// `None` when a stop was requested instead.
     fn one_trial(
         &mut self,
         point: &RunPoint,
         prompt: &Tokens,
         trial: &mut dyn FnMut(Engine, &mut Self, &RunPoint, &Tokens) -> Result<TrialMetrics, String>,
-    ) -> Result<TrialMetrics, String> {
+    ) -> Option<Result<TrialMetrics, String>> {
         if self.trials_done > 0 && !self.settings.delay.is_zero() {
             std::thread::sleep(self.settings.delay);
         }
+        if stop_requested() {
+            return None;
+        }
         self.trials_done += 1;
-        match catch_unwind(AssertUnwindSafe(|| trial(point.engine, self, point, prompt))) {
+        let mark = self.gpu.as_ref().map(GpuMonitor::begin);
+        let outcome = match catch_unwind(AssertUnwindSafe(|| trial(point.engine, self, point, prompt))) {
             Ok(outcome) => outcome,
             Err(panic) => Err(guarded::<()>(|| std::panic::resume_unwind(panic)).unwrap_err()),
-        }
+        };
+        Some(match (outcome, self.gpu.as_ref().zip(mark)) {
+            (Ok(metrics), Some((gpu, mark))) => Ok(metrics.with_gpu(gpu.end(mark), point.batch)),
+            (outcome, _) => outcome,
+        })
     }
 
     /// One trial on mlxbench's engine.

@@ -76,6 +76,9 @@ pub struct Settings {
     pub prefill_step_size: usize,
     /// KV-cache options; `kv_bits` is the point's, not taken from here.
     pub kv: KvCacheOptions,
+    /// Time the first trial after a model loads apart (cold caches, kernels compiling) instead of
+    /// only warming up with it.
+    pub cold: bool,
     /// The Python that runs the mlx-lm engine.
     pub python: String,
     /// The device the engines run on.
@@ -92,6 +95,7 @@ impl Default for Settings {
             seed: 0,
             prefill_step_size: 2048,
             kv: KvCacheOptions::default(),
+            cold: false,
             python: "python3".into(),
             device: DeviceKind::Cpu,
         }

@@ -8,9 +8,12 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use mlxbench::{
-    bench::{Axes, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind},
-    device::{self, DeviceKind},
-    hwinfo,
+    bench::{
+        session::{request_stop, stop_requested},
+        Axes, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
+    },
+    device::{self, Backend, DeviceKind},
+    hwinfo::{self, telemetry::GpuMonitor},
     measure::TrialMetrics,
     prompt::PromptKind,
     report::{Format, Printable, ResultsFile},
@@ -80,6 +83,17 @@ pub struct RunArgs {
     /// and the table shows mlxbench ÷ mlx-lm with its interval.
     #[arg(long = "engine", value_delimiter = ',', default_value = "mlxbench", value_parser = choice::<Engine>())]
     engines: Vec<Engine>,
+    /// Time the first trial after each model loads apart (cold: kernels compiling, caches empty)
+    /// and keep it in the record, instead of only warming up with it.
+    #[arg(long)]
+    cold: bool,
+    /// Look for a memory leak: run this many measured trials per configuration and exit 1 when
+    /// MLX's active memory grows across them by more than --leak-threshold, with confidence.
+    #[arg(long, value_name = "TRIALS", value_parser = clap::value_parser!(u64).range(3..=100_000), conflicts_with = "repeats")]
+    leak_check: Option<u64>,
+    /// With --leak-check: the growth over all the trials (bytes) that counts as a leak.
+    #[arg(long, default_value_t = 1_000_000, requires = "leak_check")]
+    leak_threshold: u64,
     /// The Python with mlx-lm (and MLX 0.32.2) that runs the mlx-lm engine.
     #[arg(long, env = "MLXBENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -119,15 +133,17 @@ impl RunArgs {
     fn settings(&self, device: DeviceKind) -> Result<Settings> {
         Ok(Settings {
             warmup: self.warmup as usize,
-            repeats: match self.repeats {
-                RepeatsArg::Fixed(n) => Repeats::Fixed(n),
-                RepeatsArg::Auto => Repeats::auto(self.target_ci, self.max_time)?,
+            repeats: match (self.leak_check, self.repeats) {
+                (Some(trials), _) => Repeats::Fixed(trials as usize),
+                (None, RepeatsArg::Fixed(n)) => Repeats::Fixed(n),
+                (None, RepeatsArg::Auto) => Repeats::auto(self.target_ci, self.max_time)?,
             },
             delay: Settings::delay_from_secs(self.delay)?,
             prompt_kind: self.prompt_kind,
             seed: self.seed,
             prefill_step_size: self.prefill_step_size as usize,
             kv: self.kv.options(None),
+            cold: self.cold,
             python: self.python.clone(),
             device,
         })
@@ -207,7 +223,7 @@ impl Observer for Progress {
             }
         }
         self.bar.set_position(self.bar.position().max(records.len() as u64 * self.trials_per_point));
-        match &self.file {
+        match &mut self.file {
             Some(file) => file.save(records),
             None => Ok(()),
         }
@@ -279,7 +295,9 @@ pub fn run(args: RunArgs) -> Result<bool> {
     let mut progress = Progress { bar, trials_per_point, verbose: args.verbose, file };
     let context = RunContext::new(&settings, &info, &hardware);
     let peak_gbps = hardware.peak_bandwidth_gbps(info.device);
-    let records = Session::new(settings, context, peak_gbps, &mut progress).run(&points)?;
+    let gpu = (info.backend == Backend::Cuda).then(GpuMonitor::open).flatten();
+    stop_on_ctrl_c();
+    let records = Session::new(settings, context, peak_gbps, &mut progress).with_gpu_monitor(gpu).run(&points)?;
     progress.bar.finish_and_clear();
     print!("{}", records.render(args.format)?);
     if let Some(file) = &progress.file {
@@ -288,9 +306,54 @@ pub fn run(args: RunArgs) -> Result<bool> {
     if let Some(target) = target {
         warn_imprecise(&records, target);
     }
+    let leaking = args.leak_check.is_some() && !leak_verdicts(&records, args.leak_threshold);
+    if stop_requested() {
+        eprintln!("stopped (Ctrl-C): {} of {} configurations finished and saved", records.len(), points.len());
+        std::process::exit(130);
+    }
     let bad = records.iter().filter(|r| r.status != Status::Ok).count();
     if bad > 0 {
         eprintln!("{bad} of {} configurations did not complete", records.len());
     }
-    Ok(bad == 0)
+    Ok(bad == 0 && !leaking)
+}
+
+/// The first Ctrl-C stops the run after the trial under way, keeping every finished
+/// configuration; a second one quits at once.
+fn stop_on_ctrl_c() {
+    let installed = ctrlc::set_handler(|| {
+        if stop_requested() {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the trial under way (Ctrl-C again to quit now)");
+        request_stop();
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will stop mlxbench at once: {e}");
+    }
+}
+
+/// One line per configuration on how MLX's active memory moved across its trials; `false` when
+/// one of them leaks: its growth over the run (slope × (trials − 1)) exceeds `threshold` bytes
+/// even at the low end of the slope's 95% interval.
+fn leak_verdicts(records: &[RunRecord], threshold: u64) -> bool {
+    let mut clean = true;
+    for r in records {
+        let (Some(fit), Some(leaks), n) = (r.memory_drift, r.leaks(threshold), r.trials.len()) else { continue };
+        let steps = n.saturating_sub(1) as f64;
+        clean &= !leaks;
+        eprintln!(
+            "{} {} ({}, kv {}): active memory {:+.0} B per trial [{:+.0}, {:+.0}] over {n} trials, {:+.0} B in all: {}",
+            if leaks { "LEAK" } else { "ok  " },
+            r.point.model,
+            r.point.engine,
+            r.point.kv_bits.map_or("none".into(), |b| b.to_string()),
+            fit.slope,
+            fit.slope_ci95[0],
+            fit.slope_ci95[1],
+            fit.slope * steps,
+            if leaks { format!("grows by more than {threshold} B") } else { format!("within {threshold} B") }
+        );
+    }
+    clean
 }

@@ -8,6 +8,7 @@ mod linux;
 #[cfg(target_os = "macos")]
 mod macos;
 mod parse;
+pub mod telemetry;
 
 use serde::{Deserialize, Serialize};
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{percentile, sorted, Summary};
+use crate::hwinfo::telemetry::{joules_per_token, GpuTelemetry};
 
 /// Host-side timestamps of one trial, each measured from the moment the prompt's tokens are on
 /// the device (`t = 0`), and the shape of what was run.
@@ -109,6 +110,12 @@ pub struct TrialMetrics {
     /// When each generated token was on the host, ms from `t = 0` (the first one is the TTFT).
     #[serde(default)]
     pub token_ms: Vec<f64>,
+    /// What the GPU did during the trial (NVIDIA; see `hwinfo::telemetry`).
+    #[serde(default)]
+    pub gpu: Option<GpuTelemetry>,
+    /// The trial's GPU energy over the tokens it generated (all sequences), J.
+    #[serde(default)]
+    pub joules_per_token: Option<f64>,
 }
 
 fn per_second(count: usize, time: Duration) -> Option<f64> {
@@ -152,7 +159,16 @@ impl TrialMetrics {
             itl_max_ms: itl_ms.last().copied(),
             decode_windows,
             token_ms: t.token_times.iter().copied().map(ms).collect(),
+            gpu: None,
+            joules_per_token: None,
         }
+    }
+
+    /// These metrics with the GPU telemetry of the trial, and the energy per token it implies.
+    pub fn with_gpu(mut self, gpu: GpuTelemetry, batch: usize) -> Self {
+        self.joules_per_token = gpu.energy_j.and_then(|j| joules_per_token(j, batch * self.token_ms.len()));
+        self.gpu = Some(gpu);
+        self
     }
 }
 
@@ -175,6 +191,8 @@ pub struct MetricSummaries {
     pub itl_p99_ms: Option<Summary>,
     #[serde(default)]
     pub itl_max_ms: Option<Summary>,
+    #[serde(default)]
+    pub joules_per_token: Option<Summary>,
 }
 
 impl MetricSummaries {
@@ -194,6 +212,7 @@ impl MetricSummaries {
             itl_p90_ms: of(&|t| t.itl_p90_ms),
             itl_p99_ms: of(&|t| t.itl_p99_ms),
             itl_max_ms: of(&|t| t.itl_max_ms),
+            joules_per_token: of(&|t| t.joules_per_token),
         }
     }
 

@@ -149,3 +149,49 @@ pub fn relative_change_interval(base: &[f64], now: &[f64], seed: u64) -> (f64, f
     let tail = 50.0 * (1.0 - CONFIDENCE_LEVEL);
     (percentile(&changes, tail), percentile(&changes, 100.0 - tail))
 }
+
+/// A least-squares line through `(i, ys[i])`, `i = 0, 1, ...`: its slope per step and the 95%
+/// confidence interval of the slope (Student's t with n − 2 degrees of freedom).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LinearFit {
+    pub slope: f64,
+    pub slope_ci95: [f64; 2],
+}
+
+/// The fit of `ys` against their index; `None` below 3 points (no interval without residuals).
+pub fn linear_fit(ys: &[f64]) -> Option<LinearFit> {
+    let n = ys.len();
+    if n < 3 {
+        return None;
+    }
+    let xs: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let (mean_x, mean_y) = (mean(&xs), mean(ys));
+    let sxx: f64 = xs.iter().map(|x| (x - mean_x).powi(2)).sum();
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mean_x) * (y - mean_y)).sum();
+    let slope = sxy / sxx;
+    let intercept = mean_y - slope * mean_x;
+    let residuals: f64 = xs.iter().zip(ys).map(|(x, y)| (y - intercept - slope * x).powi(2)).sum();
+    let standard_error = (residuals / (n - 2) as f64 / sxx).sqrt();
+    let half = student_t_975(n - 2) * standard_error;
+    Some(LinearFit { slope, slope_ci95: [slope - half, slope + half] })
+}
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom (two-sided 95%), from the
+/// standard table; between 30 and infinity, linear in 1/df between the tabled 30, 40, 60, 120.
+pub fn student_t_975(df: usize) -> f64 {
+    const TABLE: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    const TAIL: [(f64, f64); 5] = [(30.0, 2.042), (40.0, 2.021), (60.0, 2.000), (120.0, 1.980), (f64::INFINITY, 1.960)];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => TABLE[df - 1],
+        _ => {
+            let inv = 1.0 / df as f64;
+            let (upper, lower) = TAIL.windows(2).map(|w| (w[0], w[1])).find(|(_, (d, _))| df as f64 <= *d).expect("infinity ends it");
+            let (inv_hi, inv_lo) = (1.0 / upper.0, 1.0 / lower.0);
+            lower.1 + (upper.1 - lower.1) * (inv - inv_lo) / (inv_hi - inv_lo)
+        }
+    }
+}

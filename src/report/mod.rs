@@ -160,56 +160,88 @@ pub struct CsvRow {
     /// The configuration's 95% interval of the median robust decode rate.
     pub generation_tps_robust_ci_low: Option<f64>,
     pub generation_tps_robust_ci_high: Option<f64>,
+    /// Loading the model (cold start) and, with `--cold`, the first trial after it.
+    pub load_ms: Option<f64>,
+    pub load_peak_memory_bytes: Option<u64>,
+    pub cold_ttft_ms: Option<f64>,
+    pub cold_generation_tps: Option<f64>,
+    /// The configuration's trend of active memory across its trials, bytes per trial.
+    pub memory_drift_bytes_per_trial: Option<f64>,
+    /// The trial's GPU telemetry (NVIDIA) and energy per generated token.
+    pub gpu_energy_j: Option<f64>,
+    pub gpu_mean_power_w: Option<f64>,
+    pub gpu_sm_clock_mhz: Option<u32>,
+    pub gpu_memory_clock_mhz: Option<u32>,
+    pub gpu_temperature_c: Option<u32>,
+    pub gpu_utilisation_pct: Option<u32>,
+    pub gpu_throttle_reasons: String,
+    pub joules_per_token: Option<f64>,
 }
 
 impl CsvRow {
     fn rows_of(record: &RunRecord) -> Vec<CsvRow> {
         let robust_ci = record.summary.as_ref().and_then(|s| s.generation_tps_robust.as_ref()?.median_ci95);
-        let row = |run: usize, trial: Option<&TrialMetrics>| CsvRow {
-            run,
-            prompt_tokens: record.point.n_prompt,
-            prompt_tps: trial.and_then(|t| t.prompt_tps),
-            generation_tokens: record.point.n_generate,
-            generation_tps: trial.and_then(|t| t.generation_tps),
-            peak_memory_gb: trial.map(|t| gigabytes(t.memory.peak_memory_bytes as f64)),
-            model: record.point.model.clone(),
-            kv_bits: record.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
-            batch: record.point.batch,
-            depth: record.point.depth,
-            ttft_ms: trial.map(|t| t.ttft_ms),
-            device: record.context.device.clone(),
-            backend: record.context.backend.clone(),
-            mlx_version: record.context.mlx_version.clone(),
-            hardware: record.context.hardware.clone(),
-            git_commit: record.context.git_commit.clone(),
-            timestamp: record.context.timestamp.clone(),
-            generation_tps_per_sequence: trial.and_then(|t| t.generation_tps_per_sequence),
-            peak_memory_bytes: trial.map(|t| t.memory.peak_memory_bytes),
-            active_memory_bytes: trial.map(|t| t.memory.active_memory_bytes),
-            cache_memory_bytes: trial.map(|t| t.memory.cache_memory_bytes),
-            kv_cache_bytes: trial.map(|t| t.memory.kv_cache_bytes),
-            prompt_kind: record.context.prompt_kind.clone(),
-            prefill_step_size: record.context.prefill_step_size,
-            kv_group_size: record.context.kv_group_size,
-            max_kv_size: record.context.max_kv_size,
-            parameters: record.parameters,
-            active_parameters: record.active_parameters,
-            decode_weight_bytes: record.decode_weight_bytes,
-            decode_gbps: record.decode_gbps,
-            bandwidth_utilisation: record.bandwidth_utilisation,
-            status: record.status.as_str().into(),
-            error: record.error.clone(),
-            generation_tps_robust: trial.and_then(|t| t.generation_tps_robust),
-            itl_p50_ms: trial.and_then(|t| t.itl_p50_ms),
-            itl_p90_ms: trial.and_then(|t| t.itl_p90_ms),
-            itl_p99_ms: trial.and_then(|t| t.itl_p99_ms),
-            itl_max_ms: trial.and_then(|t| t.itl_max_ms),
-            decode_windows: trial.map_or_else(String::new, |t| {
-                t.decode_windows.iter().map(|w| format!("{}:{:.2}", w.context_tokens, w.tps)).collect::<Vec<_>>().join(";")
-            }),
-            engine: record.point.engine.to_string(),
-            generation_tps_robust_ci_low: robust_ci.map(|[low, _]| low),
-            generation_tps_robust_ci_high: robust_ci.map(|[_, high]| high),
+        let row = |run: usize, trial: Option<&TrialMetrics>| {
+            let gpu = trial.and_then(|t| t.gpu.as_ref());
+            CsvRow {
+                run,
+                prompt_tokens: record.point.n_prompt,
+                prompt_tps: trial.and_then(|t| t.prompt_tps),
+                generation_tokens: record.point.n_generate,
+                generation_tps: trial.and_then(|t| t.generation_tps),
+                peak_memory_gb: trial.map(|t| gigabytes(t.memory.peak_memory_bytes as f64)),
+                model: record.point.model.clone(),
+                kv_bits: record.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+                batch: record.point.batch,
+                depth: record.point.depth,
+                ttft_ms: trial.map(|t| t.ttft_ms),
+                device: record.context.device.clone(),
+                backend: record.context.backend.clone(),
+                mlx_version: record.context.mlx_version.clone(),
+                hardware: record.context.hardware.clone(),
+                git_commit: record.context.git_commit.clone(),
+                timestamp: record.context.timestamp.clone(),
+                generation_tps_per_sequence: trial.and_then(|t| t.generation_tps_per_sequence),
+                peak_memory_bytes: trial.map(|t| t.memory.peak_memory_bytes),
+                active_memory_bytes: trial.map(|t| t.memory.active_memory_bytes),
+                cache_memory_bytes: trial.map(|t| t.memory.cache_memory_bytes),
+                kv_cache_bytes: trial.map(|t| t.memory.kv_cache_bytes),
+                prompt_kind: record.context.prompt_kind.clone(),
+                prefill_step_size: record.context.prefill_step_size,
+                kv_group_size: record.context.kv_group_size,
+                max_kv_size: record.context.max_kv_size,
+                parameters: record.parameters,
+                active_parameters: record.active_parameters,
+                decode_weight_bytes: record.decode_weight_bytes,
+                decode_gbps: record.decode_gbps,
+                bandwidth_utilisation: record.bandwidth_utilisation,
+                status: record.status.as_str().into(),
+                error: record.error.clone(),
+                generation_tps_robust: trial.and_then(|t| t.generation_tps_robust),
+                itl_p50_ms: trial.and_then(|t| t.itl_p50_ms),
+                itl_p90_ms: trial.and_then(|t| t.itl_p90_ms),
+                itl_p99_ms: trial.and_then(|t| t.itl_p99_ms),
+                itl_max_ms: trial.and_then(|t| t.itl_max_ms),
+                decode_windows: trial.map_or_else(String::new, |t| {
+                    t.decode_windows.iter().map(|w| format!("{}:{:.2}", w.context_tokens, w.tps)).collect::<Vec<_>>().join(";")
+                }),
+                engine: record.point.engine.to_string(),
+                generation_tps_robust_ci_low: robust_ci.map(|[low, _]| low),
+                generation_tps_robust_ci_high: robust_ci.map(|[_, high]| high),
+                load_ms: record.load.map(|l| l.load_ms),
+                load_peak_memory_bytes: record.load.map(|l| l.load_peak_memory_bytes),
+                cold_ttft_ms: record.cold_trial.as_ref().map(|t| t.ttft_ms),
+                cold_generation_tps: record.cold_trial.as_ref().and_then(|t| t.generation_tps),
+                memory_drift_bytes_per_trial: record.memory_drift.map(|d| d.slope),
+                gpu_energy_j: gpu.and_then(|g| g.energy_j),
+                gpu_mean_power_w: gpu.and_then(|g| g.mean_power_w),
+                gpu_sm_clock_mhz: gpu.and_then(|g| g.sm_clock_mhz),
+                gpu_memory_clock_mhz: gpu.and_then(|g| g.memory_clock_mhz),
+                gpu_temperature_c: gpu.and_then(|g| g.temperature_c),
+                gpu_utilisation_pct: gpu.and_then(|g| g.utilisation_pct),
+                gpu_throttle_reasons: gpu.map_or_else(String::new, |g| g.throttle_reasons.join(";")),
+                joules_per_token: trial.and_then(|t| t.joules_per_token),
+            }
         };
         if record.trials.is_empty() {
             vec![row(0, None)]
@@ -411,6 +443,7 @@ impl Printer<[RunRecord]> for Markdown {
                 status
             ));
         }
+        text.push_str(&extras_table(records));
         let ratios = engine_ratios(records);
         if !ratios.is_empty() {
             text.push_str(
@@ -438,6 +471,46 @@ impl Printer<[RunRecord]> for Markdown {
         }
         Ok(text)
     }
+}
+
+/// Loading, the cold trial, memory drift and energy per configuration, for the records that
+/// have any of them; empty otherwise.
+fn extras_table(records: &[RunRecord]) -> String {
+    let has = |r: &&RunRecord| r.load.is_some() || r.cold_trial.is_some() || r.memory_drift.is_some();
+    if !records.iter().any(|r| has(&r)) {
+        return String::new();
+    }
+    let mut text = String::from(
+        "\nLoading, cold trial, memory drift and energy:\n\n\
+         | model | engine | kv | batch | depth | prompt | gen | load ms | load peak GB | cold TTFT ms | cold gen t/s \
+         | active memory B/trial [95%] | J/token |\n\
+         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let number = |x: Option<f64>, decimals: usize| x.map_or_else(|| "-".into(), |x| format!("{x:.decimals$}"));
+    for r in records.iter().filter(has) {
+        let p = &r.point;
+        let drift = r.memory_drift.map_or_else(
+            || "-".into(),
+            |d| format!("{:+.0} [{:+.0}, {:+.0}]", d.slope, d.slope_ci95[0], d.slope_ci95[1]),
+        );
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            md_cell(&p.model),
+            p.engine,
+            p.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+            p.batch,
+            p.depth,
+            p.n_prompt,
+            p.n_generate,
+            number(r.load.map(|l| l.load_ms), 1),
+            number(r.load.map(|l| gigabytes(l.load_peak_memory_bytes as f64)), 3),
+            number(r.cold_trial.as_ref().map(|t| t.ttft_ms), 1),
+            number(r.cold_trial.as_ref().and_then(|t| t.generation_tps), 1),
+            drift,
+            number(r.summary.as_ref().and_then(|s| s.joules_per_token.as_ref()).map(|j| j.median), 4),
+        ));
+    }
+    text
 }
 
 /// `median ±x%` with the half-width of its 95% interval, `median` without one, `-` when undefined.

@@ -348,23 +348,7 @@ fn architecture(config: &BTreeMap<String, Value>) -> Result<Architecture> {
     let invalid = |detail: String| Error::InvalidOption(format!("model config: {detail}"));
     let value = serde_json::to_value(config).map_err(|e| invalid(e.to_string()))?;
     let parsed: ModelConfig = serde_json::from_value(value).map_err(|e| invalid(e.to_string()))?;
-    let sizes = [
-        ("hidden_size", parsed.hidden_size),
-        ("intermediate_size", parsed.intermediate_size),
-        ("num_attention_heads", parsed.num_attention_heads),
-        ("num_key_value_heads", parsed.n_kv_heads()),
-        ("vocab_size", parsed.vocab_size),
-    ];
-    if let Some((key, size)) = sizes.iter().find(|(_, size)| *size == 0 || *size > i32::MAX as usize) {
-        return Err(invalid(format!("{key} is {size}, not between 1 and 2^31 - 1")));
-    }
-    if parsed.num_attention_heads % parsed.n_kv_heads() != 0 {
-        return Err(invalid(format!(
-            "num_attention_heads {} is not a multiple of num_key_value_heads {}",
-            parsed.num_attention_heads,
-            parsed.n_kv_heads()
-        )));
-    }
+    parsed.validate().map_err(invalid)?;
     let architecture = models::architecture(&parsed, &|_| false)?;
     let head_dim = architecture.head_dim();
     if head_dim == 0 || head_dim > i32::MAX as usize {
@@ -563,6 +547,9 @@ fn is_model_file(name: &str) -> bool {
 
 /// Creates `out`, or checks that it is empty; with `force`, removes the model files in it.
 fn prepare_dir(out: &Path, force: bool) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::InvalidOption(format!("--out {} is a file, not a folder to write the model into", out.display())));
+    }
     let io = |source| Error::Io { path: out.to_path_buf(), source };
     let entries = match std::fs::read_dir(out) {
         Ok(entries) => entries,
