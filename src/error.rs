@@ -39,6 +39,10 @@ pub enum Error {
     #[error("{path}: invalid config: {detail}")]
     Config { path: PathBuf, detail: String },
 
+    /// A results file that does not read back (`report`, `export`).
+    #[error("{}: {detail}", path.display())]
+    Results { path: PathBuf, detail: String },
+
     #[error("{path}: file not found")]
     MissingFile { path: PathBuf },
 

@@ -46,6 +46,9 @@ enum Command {
     /// Compare two Criterion baselines of the bench targets (time, with tokens/s, and peak
     /// memory). Exits non-zero when something got worse beyond the threshold with confidence.
     Compare(cli::compare::CompareArgs),
+    /// Export `run` results or a Criterion baseline for benchmark-tracking services: Bencher
+    /// Metric Format, or github-action-benchmark's custom JSON.
+    Export(cli::export::ExportArgs),
     /// Check MLX on the device: a bf16 matmul and a 4-bit quantized matmul against float32
     /// references, with their speed. Exits non-zero when a result is off.
     Selftest {
@@ -65,6 +68,7 @@ fn main() -> Result<ExitCode> {
     let succeeded = match Cli::parse().command {
         Command::Run(args) => cli::run::run(*args)?,
         Command::Compare(args) => cli::compare::run(&args)?,
+        Command::Export(args) => cli::export::run(&args)?,
         Command::Synth(args) => cli::synth::run(args).map(|()| true)?,
         Command::Hwinfo { json } => cli::info::hwinfo(json).map(|()| true)?,
         Command::Generate(args) => cli::generate::run(*args).map(|()| true)?,

@@ -30,3 +30,18 @@ pub fn phase_tokens(phase: Phase, point: &RunPoint) -> usize {
         Phase::Decode => point.n_generate,
     }
 }
+
+/// A configuration of a `run` in one name (the gate's and the exports' benchmark names):
+/// `<model>/<engine>/kv<bits>/p<N>/g<N>/b<B>/d<D>`.
+pub fn config_id(p: &RunPoint) -> String {
+    format!(
+        "{}/{}/{}/p{}/g{}/b{}/d{}",
+        model_label(&p.model),
+        p.engine,
+        kv_label(p.kv_bits),
+        p.n_prompt,
+        p.n_generate,
+        p.batch,
+        p.depth
+    )
+}

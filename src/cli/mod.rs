@@ -8,6 +8,7 @@ use clap::{
 use mlxbench::{cache::KvCacheOptions, choice::Choice, config::parse_bits_or_none};
 
 pub mod compare;
+pub mod export;
 pub mod generate;
 pub mod info;
 pub mod run;

@@ -18,7 +18,7 @@ use std::{
 
 use super::{CompareError, Comparison, Side};
 use crate::{
-    bench::{ids::model_label, kv_label, RunPoint, RunRecord, Status},
+    bench::{ids::config_id, RunRecord, Status},
     report::JsonReport,
 };
 
@@ -54,20 +54,6 @@ pub fn run_block(bin: &Path, run_args: &[String]) -> Result<Vec<RunRecord>, Comp
             String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
         ),
     })
-}
-
-/// A configuration's name in the comparison: `<model>/<engine>/kv<bits>/p<N>/g<N>/b<B>/d<D>`.
-fn config_id(p: &RunPoint) -> String {
-    format!(
-        "{}/{}/{}/p{}/g{}/b{}/d{}",
-        model_label(&p.model),
-        p.engine,
-        kv_label(p.kv_bits),
-        p.n_prompt,
-        p.n_generate,
-        p.batch,
-        p.depth
-    )
 }
 
 /// Per configuration, each block's medians: ns per decoded token, ns per prompt token, TTFT in

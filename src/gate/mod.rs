@@ -216,6 +216,45 @@ impl Comparison {
 
 }
 
+/// One benchmark of one saved baseline, as the exports need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineEntry {
+    pub id: String,
+    /// Nanoseconds per iteration of each sample.
+    pub time_ns: Vec<f64>,
+    /// Tokens per iteration, when the bench declared them.
+    pub tokens: Option<u64>,
+    /// Peak memory of each sample (our sidecar), bytes.
+    pub peak_memory_bytes: Vec<u64>,
+}
+
+/// Every benchmark of baseline `name` under `criterion_dir`, sorted by id.
+pub fn baseline_entries(criterion_dir: &Path, name: &str) -> Result<Vec<BaselineEntry>, CompareError> {
+    if !criterion_dir.is_dir() {
+        return Err(CompareError::NoCriterionDir { path: criterion_dir.to_owned() });
+    }
+    let folders = baseline_folders(criterion_dir)?;
+    let counts = baseline_counts(&folders);
+    if !counts.contains_key(name) {
+        return Err(CompareError::UnknownBaseline {
+            name: name.to_owned(),
+            dir: criterion_dir.to_owned(),
+            existing: counts.iter().map(|(name, n)| format!("{name} ({n} benchmarks)")).collect(),
+        });
+    }
+    let mut notes = Vec::new();
+    let mut entries = Vec::new();
+    for (id, run) in index(&folders, name, &mut notes)? {
+        entries.push(BaselineEntry {
+            id,
+            time_ns: load_sample(&run.folder)?.per_iteration_ns(),
+            tokens: run.record.elements(),
+            peak_memory_bytes: MemoryRecord::read(&run.folder)?.map(|m| m.peak_memory_bytes).unwrap_or_default(),
+        });
+    }
+    Ok(entries)
+}
+
 /// Compares baseline `baseline` with baseline `against` (usually `new`) of every benchmark under
 /// `criterion_dir`, with `threshold_pct` percent as the threshold; `strict` makes ids missing
 /// from `against` fail the gate. The rules are in the module documentation.

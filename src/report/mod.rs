@@ -1,7 +1,9 @@
 //! Reports: the output formats of every command, one [`Printer`] interface for every document
 //! (run records here, the gate's comparison in `gate`), and the results files of `mlxbench run`
 //! ([`file`]). Printers never measure.
+pub mod export;
 pub mod file;
+pub mod read;
 
 use std::path::Path;
 

@@ -1,0 +1,143 @@
+//! Results files read back into records (for `mlxbench report` and `mlxbench export`): our JSON
+//! document, JSON lines, or CSV, whose per-trial rows are grouped back into configurations.
+//! CSV keeps every per-trial metric but not the token times, nor the warmup/repeats/seed of the
+//! run's context.
+use std::path::Path;
+
+use super::{CsvRow, Format, JsonReport};
+use crate::{
+    bench::{engine::Engine, plan::RunPoint, record::LoadStats, RunContext, RunRecord, Status},
+    choice::Choice,
+    config::parse_bits_or_none,
+    error::{Error, Result},
+    hwinfo::telemetry::GpuTelemetry,
+    measure::{metrics::DecodeWindow, TrialMemory, TrialMetrics},
+};
+
+/// Every record in the results file at `path` (format from its extension).
+pub fn read_records(path: &Path) -> Result<Vec<RunRecord>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let invalid = |detail: String| Error::Results { path: path.to_path_buf(), detail };
+    match Format::from_path(path) {
+        Some(Format::Json) => {
+            serde_json::from_str::<JsonReport>(&text).map(|r| r.records).map_err(|e| invalid(format!("not mlxbench JSON results: {e}")))
+        }
+        Some(Format::Jsonl) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| invalid(format!("line {}: not an mlxbench record: {e}", i + 1))))
+            .collect(),
+        Some(Format::Csv) => {
+            let rows: Vec<CsvRow> = csv::Reader::from_reader(text.as_bytes())
+                .deserialize()
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| invalid(format!("not mlxbench CSV results: {e}")))?;
+            Ok(records_of_rows(rows))
+        }
+        _ => Err(invalid("results are read from .csv, .json or .jsonl files".into())),
+    }
+}
+
+/// Rows of one configuration are consecutive and share its point and context (a run numbered
+/// from 1 for its trials, 0 for a configuration without any).
+fn records_of_rows(rows: Vec<CsvRow>) -> Vec<RunRecord> {
+    let point_of = |row: &CsvRow| RunPoint {
+        model: row.model.clone(),
+        kv_bits: parse_bits_or_none(&row.kv_bits).unwrap_or(None),
+        batch: row.batch,
+        depth: row.depth,
+        n_prompt: row.prompt_tokens,
+        n_generate: row.generation_tokens,
+        engine: Engine::from_name(&row.engine).unwrap_or_default(),
+    };
+    let mut groups: Vec<(RunPoint, Vec<CsvRow>)> = Vec::new();
+    for row in rows {
+        let point = point_of(&row);
+        match groups.last_mut() {
+            Some((last, group)) if *last == point && group[0].timestamp == row.timestamp && row.run > 1 => group.push(row),
+            _ => groups.push((point, vec![row])),
+        }
+    }
+    groups.into_iter().map(|(point, rows)| record_of(point, rows)).collect()
+}
+
+/// The record of one configuration's rows.
+fn record_of(point: RunPoint, rows: Vec<CsvRow>) -> RunRecord {
+    let first = &rows[0];
+    let context = RunContext {
+        device: first.device.clone(),
+        backend: first.backend.clone(),
+        mlx_version: first.mlx_version.clone(),
+        hardware: first.hardware.clone(),
+        git_commit: first.git_commit.clone(),
+        mlxbench_version: String::new(),
+        timestamp: first.timestamp.clone(),
+        prompt_kind: first.prompt_kind.clone(),
+        prefill_step_size: first.prefill_step_size,
+        kv_group_size: first.kv_group_size,
+        max_kv_size: first.max_kv_size,
+        warmup: 0,
+        repeats: rows.len(),
+        seed: 0,
+        target_ci_pct: None,
+    };
+    let outcome = match first.status.as_str() {
+        "ok" => Ok(rows.iter().filter(|r| r.run > 0).map(trial_of).collect()),
+        _ => Err(first.error.clone().unwrap_or_default()),
+    };
+    let mut record = RunRecord::new(point, context, outcome, None, None);
+    record.status = match first.status.as_str() {
+        "ok" => Status::Ok,
+        "unsupported" => Status::Unsupported,
+        _ => Status::Failed,
+    };
+    record.decode_gbps = first.decode_gbps;
+    record.bandwidth_utilisation = first.bandwidth_utilisation;
+    record.load = first.load_ms.zip(first.load_peak_memory_bytes).map(|(load_ms, load_peak_memory_bytes)| LoadStats { load_ms, load_peak_memory_bytes });
+    record
+}
+
+/// The trial a CSV row holds.
+fn trial_of(row: &CsvRow) -> TrialMetrics {
+    let decode_windows = row
+        .decode_windows
+        .split(';')
+        .filter_map(|pair| {
+            let (context, tps) = pair.split_once(':')?;
+            Some(DecodeWindow { context_tokens: context.parse().ok()?, n_tokens: 0, tps: tps.parse().ok()? })
+        })
+        .collect();
+    let gpu = row.gpu_energy_j.is_some() || row.gpu_sm_clock_mhz.is_some();
+    TrialMetrics {
+        ttft_ms: row.ttft_ms.unwrap_or(f64::NAN),
+        prompt_tps: row.prompt_tps,
+        generation_tps: row.generation_tps,
+        generation_tps_per_sequence: row.generation_tps_per_sequence,
+        memory: TrialMemory {
+            peak_memory_bytes: row.peak_memory_bytes.unwrap_or(0),
+            active_memory_bytes: row.active_memory_bytes.unwrap_or(0),
+            cache_memory_bytes: row.cache_memory_bytes.unwrap_or(0),
+            kv_cache_bytes: row.kv_cache_bytes.unwrap_or(0),
+        },
+        generation_tps_robust: row.generation_tps_robust,
+        itl_p50_ms: row.itl_p50_ms,
+        itl_p90_ms: row.itl_p90_ms,
+        itl_p99_ms: row.itl_p99_ms,
+        itl_max_ms: row.itl_max_ms,
+        decode_windows,
+        token_ms: Vec::new(),
+        gpu: gpu.then(|| GpuTelemetry {
+            energy_j: row.gpu_energy_j,
+            mean_power_w: row.gpu_mean_power_w,
+            sm_clock_mhz: row.gpu_sm_clock_mhz,
+            memory_clock_mhz: row.gpu_memory_clock_mhz,
+            temperature_c: row.gpu_temperature_c,
+            utilisation_pct: row.gpu_utilisation_pct,
+            throttle_reasons: row.gpu_throttle_reasons.split(';').filter(|s| !s.is_empty()).map(String::from).collect(),
+            power_limited_ms: None,
+            thermal_limited_ms: None,
+        }),
+        joules_per_token: row.joules_per_token,
+    }
+}
