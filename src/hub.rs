@@ -2,7 +2,10 @@
 //! cache (honouring `HF_HOME`, `HF_HUB_CACHE`, `HF_HUB_OFFLINE`) or downloaded when online.
 use std::path::{Path, PathBuf};
 
-use hf_hub::{api::sync::ApiBuilder, Cache, Repo};
+use hf_hub::{
+    api::sync::{ApiBuilder, ApiError},
+    Cache, Repo,
+};
 
 use crate::error::{Error, Result};
 
@@ -34,9 +37,18 @@ fn looks_like_repo_id(spec: &str) -> bool {
         && !spec.starts_with('~')
 }
 
+/// A complete model directory: a config and its weights (every shard an index names).
 fn has_model_files(dir: &Path) -> bool {
-    dir.join("config.json").is_file()
-        && (dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file())
+    if !dir.join("config.json").is_file() {
+        return false;
+    }
+    if dir.join("model.safetensors").is_file() {
+        return true;
+    }
+    let Ok(text) = std::fs::read_to_string(dir.join("model.safetensors.index.json")) else { return false };
+    let Ok(index) = serde_json::from_str::<serde_json::Value>(&text) else { return false };
+    let Some(map) = index.get("weight_map").and_then(|m| m.as_object()) else { return false };
+    map.values().filter_map(|v| v.as_str()).all(|shard| dir.join(shard).is_file())
 }
 
 /// Resolves `spec` (a directory or a repo id) to a directory holding the model's files.
@@ -66,25 +78,107 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
     download(spec, cache).map_err(|detail| Error::Download { spec: spec.to_string(), detail })
 }
 
-/// Downloads config, tokenizer and weights of `repo_id` into the HF cache.
+/// The Hub's endpoint: `$HF_ENDPOINT` (a mirror, or a local server in tests), else huggingface.co.
+pub fn endpoint() -> String {
+    std::env::var("HF_ENDPOINT")
+        .ok()
+        .map(|e| e.trim().trim_end_matches('/').to_string())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".to_string())
+}
+
+/// The files of a repo, as the Hub's model API lists them with `blobs=true`.
+#[derive(Debug, serde::Deserialize)]
+struct RepoFiles {
+    siblings: Vec<RepoFile>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RepoFile {
+    rfilename: String,
+    /// Bytes; the Hub lists it with `blobs=true`.
+    size: Option<u64>,
+}
+
+/// The files a benchmark needs: config, tokenizer and weights.
+fn wanted(name: &str) -> bool {
+    name.ends_with(".safetensors")
+        || matches!(name, "config.json" | "model.safetensors.index.json" | "tokenizer.json" | "tokenizer_config.json")
+}
+
+/// One line for a failed Hub request: the URL and the status or the transport's error.
+fn describe_api_error(error: &ApiError) -> String {
+    match error {
+        ApiError::RequestError(e) => match e.as_ref() {
+            ureq::Error::Status(404, r) => format!("{} not found (HTTP 404)", r.get_url()),
+            ureq::Error::Status(code, r) => format!("{} answered HTTP {code} {}", r.get_url(), r.status_text()),
+            ureq::Error::Transport(t) => format!("cannot reach the Hub: {t}"),
+        },
+        ApiError::TooManyRetries(e) => format!("{} (gave up after retrying)", describe_api_error(e)),
+        ApiError::IoError(e) => format!("the download broke off: {e}"),
+        other => other.to_string(),
+    }
+}
+
+/// Retries of a download that broke off, each resuming where the last stopped.
+const DOWNLOAD_RETRIES: usize = 2;
+
+/// Downloads config, tokenizer and weights of `repo_id` into the HF cache. Each file lands in
+/// the cache only whole: hf-hub writes a `.part` file and renames it when the transfer ends, and a
+/// file shorter than the Hub lists it (a server that closed the connection early without saying
+/// so) is removed again, so a later run cannot load it.
 fn download(repo_id: &str, cache: Cache) -> std::result::Result<PathBuf, String> {
-    let api = ApiBuilder::from_cache(cache).with_progress(false).build().map_err(|e| e.to_string())?;
+    use std::io::IsTerminal;
+    let api = ApiBuilder::from_cache(cache)
+        .with_endpoint(endpoint())
+        .with_progress(std::io::stderr().is_terminal())
+        .with_retries(DOWNLOAD_RETRIES)
+        .build()
+        .map_err(|e| describe_api_error(&e))?;
     let repo = api.repo(Repo::model(repo_id.to_string()));
-    let info = repo.info().map_err(|e| e.to_string())?;
-    let wanted = |name: &str| {
-        name.ends_with(".safetensors")
-            || matches!(name, "config.json" | "model.safetensors.index.json" | "tokenizer.json" | "tokenizer_config.json")
-    };
+    let info: RepoFiles = repo
+        .info_request()
+        .query("blobs", "true")
+        .call()
+        .map_err(|e| describe_api_error(&ApiError::RequestError(Box::new(e))))?
+        .into_json()
+        .map_err(|e| format!("the Hub's file list of {repo_id} is not the expected JSON: {e}"))?;
     let mut config = None;
-    for file in info.siblings.iter().map(|s| s.rfilename.as_str()).filter(|n| wanted(n)) {
-        let path = repo.get(file).map_err(|e| format!("{file}: {e}"))?;
-        if file == "config.json" {
+    for file in info.siblings.iter().filter(|f| wanted(&f.rfilename)) {
+        let name = file.rfilename.as_str();
+        // A file cached whole before is kept; one of the wrong size (a truncated download, or
+        // one left by an older hf-hub) is removed and fetched once more.
+        let mut path = repo.get(name).map_err(|e| format!("{name}: {}", describe_api_error(&e)))?;
+        if let Some(expected) = file.size {
+            let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).map_err(|e| format!("{name}: {e}"));
+            if size(&path)? != expected {
+                remove_from_cache(&path);
+                path = repo.download(name).map_err(|e| format!("{name}: {}", describe_api_error(&e)))?;
+                let got = size(&path)?;
+                if got != expected {
+                    remove_from_cache(&path);
+                    return Err(format!(
+                        "{name}: got {got} of its {expected} bytes (the server sent a truncated file); \
+                         removed it from the cache"
+                    ));
+                }
+            }
+        }
+        if name == "config.json" {
             config = Some(path);
         }
     }
     config
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .ok_or_else(|| format!("{repo_id} has no config.json"))
+}
+
+/// Removes a cached file: its snapshot entry and the blob it points to.
+fn remove_from_cache(pointer: &Path) {
+    if let Ok(blob) = std::fs::canonicalize(pointer) {
+        let _ = std::fs::remove_file(blob);
+    }
+    let _ = std::fs::remove_file(pointer);
 }
 
 #[cfg(test)]
