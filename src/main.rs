@@ -46,6 +46,9 @@ enum Command {
     /// Compare two Criterion baselines of the bench targets (time, with tokens/s, and peak
     /// memory). Exits non-zero when something got worse beyond the threshold with confidence.
     Compare(cli::compare::CompareArgs),
+    /// Write one self-contained HTML page from results files: the context, a summary table and
+    /// charts of tokens/s, TTFT and memory against the swept settings.
+    Report(cli::report::ReportArgs),
     /// Export `run` results or a Criterion baseline for benchmark-tracking services: Bencher
     /// Metric Format, or github-action-benchmark's custom JSON.
     Export(cli::export::ExportArgs),
@@ -69,6 +72,7 @@ fn main() -> Result<ExitCode> {
         Command::Run(args) => cli::run::run(*args)?,
         Command::Compare(args) => cli::compare::run(&args)?,
         Command::Export(args) => cli::export::run(&args)?,
+        Command::Report(args) => cli::report::run(&args)?,
         Command::Synth(args) => cli::synth::run(args).map(|()| true)?,
         Command::Hwinfo { json } => cli::info::hwinfo(json).map(|()| true)?,
         Command::Generate(args) => cli::generate::run(*args).map(|()| true)?,

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod export;
 pub mod generate;
 pub mod info;
+pub mod report;
 pub mod run;
 pub mod synth;
 

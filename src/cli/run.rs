@@ -111,6 +111,10 @@ pub struct RunArgs {
     /// Do not write a results file.
     #[arg(long, conflicts_with = "output")]
     no_save: bool,
+    /// Also write the HTML report of the results file beside it (same name, .html), as
+    /// `mlxbench report` does.
+    #[arg(long, conflicts_with = "no_save")]
+    report: bool,
     /// Print every trial's numbers to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -274,6 +278,12 @@ pub fn run(args: RunArgs) -> Result<bool> {
         (None, false) => Some(ResultsFile::open(&default_output(), Format::Csv)?),
     };
     if let Some(file) = &file {
+        if args.report && file.format() == Format::Md {
+            anyhow::bail!(
+                "--report reads the results file back, and {} is Markdown: write .csv, .json or .jsonl results",
+                file.path().display()
+            );
+        }
         if let Some(wanted) = &file.redirected_from {
             eprintln!(
                 "warning: {} holds results of another format or columns; writing {} instead",
@@ -302,6 +312,10 @@ pub fn run(args: RunArgs) -> Result<bool> {
     print!("{}", records.render(args.format)?);
     if let Some(file) = &progress.file {
         eprintln!("results: {}", file.path().display());
+        if args.report {
+            let results = file.path().to_path_buf();
+            super::report::write_report(std::slice::from_ref(&results), &super::report::beside(&results))?;
+        }
     }
     if let Some(target) = target {
         warn_imprecise(&records, target);

@@ -82,6 +82,11 @@ impl ResultsFile {
         Ok(file)
     }
 
+    /// The format the file is written in.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

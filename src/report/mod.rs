@@ -3,6 +3,7 @@
 //! ([`file`]). Printers never measure.
 pub mod export;
 pub mod file;
+pub mod html;
 pub mod read;
 
 use std::path::Path;

@@ -1,0 +1,43 @@
+//! `mlxbench report`: one self-contained HTML page of charts and tables from results files
+//! (`mlxbench::report::html`).
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use mlxbench::report::{file::write_atomically, html::render_html, read::read_records};
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Example: mlxbench report results/run-a.csv results/run-b.json -o report.html\n\n\
+The page needs nothing else to be viewed (charts are inline SVG): open it in a browser, attach it \
+to an issue, or keep it as a CI artifact. `mlxbench run --report` writes one beside its results file.")]
+pub struct ReportArgs {
+    /// Results files of `mlxbench run` (.csv, .json or .jsonl), merged in the order given.
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
+    /// The page to write (default: the first results file with the extension .html).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+/// The report's path beside a results file.
+pub fn beside(results: &Path) -> PathBuf {
+    results.with_extension("html")
+}
+
+/// Writes the report of `results` to `output`.
+pub fn write_report(results: &[PathBuf], output: &Path) -> Result<()> {
+    let mut records = Vec::new();
+    for path in results {
+        records.extend(read_records(path)?);
+    }
+    let page = render_html(&records)?;
+    write_atomically(output, page).with_context(|| format!("cannot write the report to {}", output.display()))?;
+    eprintln!("report: {}", output.display());
+    Ok(())
+}
+
+pub fn run(args: &ReportArgs) -> Result<bool> {
+    let output = args.output.clone().unwrap_or_else(|| beside(&args.results[0]));
+    write_report(&args.results, &output)?;
+    Ok(true)
+}
