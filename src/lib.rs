@@ -31,6 +31,7 @@ pub mod prompt;
 pub mod report;
 pub mod rng;
 pub mod selftest;
+pub mod serve;
 pub mod synth;
 pub mod tokenizer;
 pub mod units;

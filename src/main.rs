@@ -46,6 +46,10 @@ enum Command {
     /// Compare two Criterion baselines of the bench targets (time, with tokens/s, and peak
     /// memory). Exits non-zero when something got worse beyond the threshold with confidence.
     Compare(cli::compare::CompareArgs),
+    /// Load-test OpenAI-compatible servers (mlx_lm.server, LM Studio, vLLM, llama-server, ...),
+    /// given by URL or launched: closed-loop concurrency or open-loop request-rate sweeps, with
+    /// TTFT, TPOT, ITL and E2E percentiles, throughput, goodput, errors and server memory.
+    Serve(Box<cli::serve::ServeArgs>),
     /// Write one self-contained HTML page from results files: the context, a summary table and
     /// charts of tokens/s, TTFT and memory against the swept settings.
     Report(cli::report::ReportArgs),
@@ -73,6 +77,7 @@ fn main() -> Result<ExitCode> {
         Command::Compare(args) => cli::compare::run(&args)?,
         Command::Export(args) => cli::export::run(&args)?,
         Command::Report(args) => cli::report::run(&args)?,
+        Command::Serve(args) => cli::serve::run(*args)?,
         Command::Synth(args) => cli::synth::run(args).map(|()| true)?,
         Command::Hwinfo { json } => cli::info::hwinfo(json).map(|()| true)?,
         Command::Generate(args) => cli::generate::run(*args).map(|()| true)?,

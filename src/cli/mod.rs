@@ -13,6 +13,7 @@ pub mod generate;
 pub mod info;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod synth;
 
 /// A benchmark from a debug build is meaningless; say so on every run (as llama-bench does).

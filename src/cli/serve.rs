@@ -1,0 +1,382 @@
+//! `mlxbench serve`: load tests of OpenAI-compatible servers (`mlxbench::serve`), given by URL or
+//! launched (`--launch mlx-lm`), swept over server settings and load.
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use mlxbench::{
+    choice::Choice,
+    config::ModelConfig,
+    hub, hwinfo,
+    serve::{
+        client::{Api, ClientOptions, RequestSpec},
+        launch::{self, LaunchSpec, Launcher, MemorySampler, Servers},
+        load::{run_point, Amount, Load, Target},
+        markdown,
+        metrics::{PointSummary, Slo},
+        requests::{self, Lengths},
+        ServeContext, ServeFile, ServeFormat, ServePoint, ServeRecord, ServeReport,
+    },
+    tokenizer::Tokenizer,
+};
+
+use super::{bits_arg, choice, BitsArg};
+
+/// A request rate: requests/s, or `inf` (all at once).
+fn rate_arg(s: &str) -> Result<f64, String> {
+    match s.trim() {
+        "inf" => Ok(f64::INFINITY),
+        v => v.parse::<f64>().ok().filter(|r| r.is_finite() && *r > 0.0).ok_or_else(|| format!("{v:?} is not a positive rate or inf")),
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:\n  \
+mlxbench serve --url http://127.0.0.1:8080 --tokenizer MODEL_DIR --concurrency 1,4,16\n  \
+mlxbench serve --launch mlx-lm --model MODEL --instances 2 --concurrency 1,2,4,8 --num-requests 32\n  \
+mlxbench serve --launch mlx-lm --model MODEL --decode-concurrency 8,32 --concurrency 1,8,32\n  \
+mlxbench serve --url http://host:8000 --served-model NAME --tokenizer MODEL --request-rate 2,8,inf --max-concurrency 64\n\n\
+Every axis multiplies: instances x decode-concurrency x prompt-concurrency x kv-bits (servers \
+restarted for each) x concurrency or request rate. Each point is written to the results file as \
+soon as it ends. Metrics are defined in README (`mlxbench serve`). Exit code 1 when any request or \
+point failed, 130 on Ctrl-C (servers mlxbench started are stopped; finished points are kept).")]
+pub struct ServeArgs {
+    /// Base URLs of running OpenAI-compatible servers (comma list); requests go round-robin.
+    #[arg(long, value_delimiter = ',', required_unless_present = "launch", conflicts_with = "launch")]
+    url: Vec<String>,
+    /// Start the servers: mlx-lm (needs --model; see --python).
+    #[arg(long, value_parser = choice::<Launcher>())]
+    launch: Option<Launcher>,
+    /// The model: what launched servers load (a directory or a repo id); its tokenizer builds
+    /// the prompts and its EOS ids are suppressed for exact output lengths.
+    #[arg(long)]
+    model: Option<String>,
+    /// The tokenizer for prompts of exact length, when the model is not given (a model directory
+    /// or repo id).
+    #[arg(long)]
+    tokenizer: Option<String>,
+    /// The `model` field of each request (default: none, which mlx_lm.server takes as the model
+    /// it loaded; vLLM and others need the served name).
+    #[arg(long)]
+    served_model: Option<String>,
+    /// Endpoint: completions or chat.
+    #[arg(long, value_parser = choice::<Api>(), default_value = "completions")]
+    api: Api,
+
+    /// With --launch: server instances (comma list), each on its own port.
+    #[arg(long, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u64).range(1..=64), requires = "launch")]
+    instances: Vec<u64>,
+    /// With --launch: mlx_lm.server's --decode-concurrency values (comma list).
+    #[arg(long, value_delimiter = ',', requires = "launch", value_parser = clap::value_parser!(u32).range(1..))]
+    decode_concurrency: Vec<u32>,
+    /// With --launch: mlx_lm.server's --prompt-concurrency values (comma list).
+    #[arg(long, value_delimiter = ',', requires = "launch", value_parser = clap::value_parser!(u32).range(1..))]
+    prompt_concurrency: Vec<u32>,
+    /// With --launch: mlx_lm.server's --kv-bits values (comma list; none for a plain cache).
+    #[arg(long, value_delimiter = ',', value_parser = bits_arg, requires = "launch")]
+    kv_bits: Vec<BitsArg>,
+    /// With --launch: an extra flag for every server (repeat for several).
+    #[arg(long, allow_hyphen_values = true, requires = "launch")]
+    server_arg: Vec<String>,
+    /// The Python with mlx-lm that runs launched servers.
+    #[arg(long, env = "MLXBENCH_PYTHON", default_value = "python3")]
+    python: String,
+    /// With --launch: the first port to try; servers take the next free ones.
+    #[arg(long, default_value_t = 8080)]
+    base_port: u16,
+    /// With --launch: seconds a server may take to answer /health.
+    #[arg(long, default_value_t = 300)]
+    ready_timeout: u64,
+    /// A server started elsewhere whose memory (its process tree's resident memory) to sample.
+    #[arg(long, conflicts_with = "launch")]
+    server_pid: Option<u32>,
+
+    /// Closed loop: clients (comma list), each sending its next request when its last ended.
+    #[arg(long, value_delimiter = ',', conflicts_with = "request_rate", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    concurrency: Vec<u64>,
+    /// Open loop: Poisson arrivals at these rates, requests/s (comma list; inf: all at once).
+    #[arg(long, value_delimiter = ',', value_parser = rate_arg)]
+    request_rate: Vec<f64>,
+    /// Open loop: at most this many requests in flight (default: 1024).
+    #[arg(long, requires = "request_rate", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    max_concurrency: Option<u64>,
+    /// Measured requests per point.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    num_requests: u64,
+    /// Instead of --num-requests: send requests for this many seconds per point.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Requests sent before each point and left out of it.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+
+    /// Prompt length, in the model's tokens.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    input_len: u64,
+    /// Output tokens asked for (max_tokens).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    output_len: u64,
+    /// Spread the lengths: a normal draw with this standard deviation as a share of each mean.
+    #[arg(long, default_value_t = 0.0)]
+    len_stddev: f64,
+    /// Prompts from a file instead: JSON lines (prompt or text) or ShareGPT JSON.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Let the model stop at its EOS (by default EOS ids get a -100 logit_bias and ignore_eos is
+    /// set, so outputs are --output-len long where the server honours them).
+    #[arg(long)]
+    allow_eos: bool,
+    /// Seed of prompts and arrivals.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Service-level objectives for goodput, e.g. ttft=500ms,tpot=50ms (also e2e=).
+    #[arg(long, value_parser = Slo::parse)]
+    slo: Option<Slo>,
+    /// Seconds a request may take, from connecting to the stream's end.
+    #[arg(long, default_value_t = 120.0)]
+    request_timeout: f64,
+    /// Seconds the whole run may take; no request starts or lasts beyond it.
+    #[arg(long, default_value_t = 3600.0)]
+    deadline: f64,
+
+    /// Table format on stdout.
+    #[arg(long, short, value_parser = choice::<ServeFormat>(), default_value = "md")]
+    format: ServeFormat,
+    /// Results file (.csv, .json or .jsonl; default results/serve-<UTC time>.csv); appended to.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Do not write a results file.
+    #[arg(long, conflicts_with = "output")]
+    no_save: bool,
+}
+
+/// Server settings of one launch: (instances, decode concurrency, prompt concurrency, kv bits).
+type ServerSetting = (usize, Option<u32>, Option<u32>, Option<i32>);
+
+impl ServeArgs {
+    fn loads(&self) -> Vec<Load> {
+        if !self.request_rate.is_empty() {
+            let max_concurrency = self.max_concurrency.map(|m| m as usize);
+            return self.request_rate.iter().map(|&rate| Load::Open { rate, max_concurrency }).collect();
+        }
+        let clients = if self.concurrency.is_empty() { vec![1] } else { self.concurrency.clone() };
+        clients.into_iter().map(|c| Load::Closed { concurrency: c as usize }).collect()
+    }
+
+    fn server_settings(&self) -> Vec<ServerSetting> {
+        if self.launch.is_none() {
+            return vec![(self.url.len(), None, None, None)];
+        }
+        let or_none = |v: &[u32]| if v.is_empty() { vec![None] } else { v.iter().map(|&x| Some(x)).collect() };
+        let bits: Vec<Option<i32>> = if self.kv_bits.is_empty() { vec![None] } else { self.kv_bits.iter().map(|b| b.0).collect() };
+        let mut out = Vec::new();
+        for &n in &self.instances {
+            for d in or_none(&self.decode_concurrency) {
+                for p in or_none(&self.prompt_concurrency) {
+                    for &b in &bits {
+                        out.push((n as usize, d, p, b));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn default_output() -> PathBuf {
+    PathBuf::from("results").join(format!("serve-{}.csv", chrono::Utc::now().format("%Y%m%d-%H%M%S")))
+}
+
+/// Ctrl-C: stop every server mlxbench started, and quit (finished points are already saved).
+fn stop_servers_on_ctrl_c() {
+    let installed = ctrlc::set_handler(|| {
+        launch::kill_all();
+        eprintln!("\nstopped (Ctrl-C): launched servers killed; finished points are in the results file");
+        std::process::exit(130);
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C may leave launched servers running: {e}");
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<bool> {
+    if args.launch.is_some() && args.model.is_none() {
+        bail!("--launch mlx-lm needs --model (the model the servers load)");
+    }
+    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+        bail!("--duration must be a positive number of seconds");
+    }
+    if !(args.len_stddev.is_finite() && (0.0..=1.0).contains(&args.len_stddev)) {
+        bail!("--len-stddev is a share of the mean between 0 and 1, not {}", args.len_stddev);
+    }
+    for url in &args.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("--url {url:?}: give a base URL such as http://127.0.0.1:8080");
+        }
+    }
+    // The model's tokenizer and EOS ids, from --model or --tokenizer.
+    let model_dir = match args.model.as_deref().or(args.tokenizer.as_deref()) {
+        Some(spec) => Some(hub::resolve(spec).with_context(|| format!("finding the tokenizer of {spec}"))?),
+        None => None,
+    };
+    let tokenizer = model_dir.as_deref().map(Tokenizer::from_dir).transpose()?;
+    let eos_ids = model_dir.as_deref().and_then(|d| ModelConfig::from_dir(d).ok()).map(|c| c.eos_token_ids()).unwrap_or_default();
+    let lengths = Lengths { input: args.input_len as usize, output: args.output_len as usize, stddev: args.len_stddev };
+    let per_point = args.num_requests as usize;
+    let count = per_point + args.warmup as usize;
+    // Every point gets prompts of its own (a server's prompt cache must not serve a later point
+    // what an earlier one sent): the seed mixed with the point's number.
+    let prompts = args.dataset.as_deref().map(requests::dataset_prompts).transpose()?;
+    let request_set = match (&args.dataset, &tokenizer) {
+        (Some(path), _) => format!("dataset {}", path.display()),
+        (None, Some(_)) => format!("input {} / output {} tokens (stddev {}%)", lengths.input, lengths.output, lengths.stddev * 100.0),
+        (None, None) => bail!("prompts of an exact length need the model's tokenizer: give --model or --tokenizer (or --dataset)"),
+    };
+    let specs_of_point = |point: usize| -> Result<Vec<RequestSpec>> {
+        let seed = mlxbench::rng::mix(args.seed ^ (point as u64).wrapping_mul(0x9E37_79B9));
+        Ok(match (&prompts, &tokenizer) {
+            (Some(prompts), tokenizer) => {
+                // Dataset prompts rotate from a different start each point.
+                let mut rotated = prompts.clone();
+                rotated.rotate_left((point * count) % prompts.len());
+                requests::from_dataset(&rotated, tokenizer.as_ref(), lengths, count, seed)?
+            }
+            (None, Some(tokenizer)) => requests::synthetic(tokenizer, lengths, count, seed)?,
+            (None, None) => unreachable!("checked above"),
+        })
+    };
+    let client = ClientOptions { api: args.api, served_model: args.served_model.clone(), exact_output: !args.allow_eos, eos_ids };
+    let amount = match args.duration {
+        Some(seconds) => Amount::Duration(Duration::from_secs_f64(seconds)),
+        None => Amount::Requests,
+    };
+    let context = ServeContext {
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        git_commit: env!("MLXBENCH_GIT_COMMIT").into(),
+        mlxbench_version: env!("CARGO_PKG_VERSION").into(),
+        hardware: hwinfo::detect().summary(),
+        model: args.model.clone().or_else(|| args.served_model.clone()).unwrap_or_else(|| "-".into()),
+        api: args.api.name().into(),
+        requests: request_set,
+        seed: args.seed,
+    };
+    let file = match (&args.output, args.no_save) {
+        (_, true) => None,
+        (Some(path), false) => Some(ServeFile::open(path)?),
+        (None, false) => Some(ServeFile::open(&default_output())?),
+    };
+    if let Some(wanted) = file.as_ref().and_then(|f| f.redirected_from.as_ref()) {
+        eprintln!("warning: {} holds other results; writing {} instead", wanted.display(), file.as_ref().map_or_else(String::new, |f| f.path().display().to_string()));
+    }
+    stop_servers_on_ctrl_c();
+
+    let settings = args.server_settings();
+    let loads = args.loads();
+    let deadline = Instant::now() + Duration::from_secs_f64(args.deadline.max(1.0));
+    let timeout = Duration::from_secs_f64(args.request_timeout.max(0.001));
+    let bar = match amount {
+        Amount::Requests => ProgressBar::new((settings.len() * loads.len() * count) as u64),
+        Amount::Duration(_) => ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} requests {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let on_request = |_: &mlxbench::serve::metrics::RequestRecord| bar.inc(1);
+    let slo = args.slo.unwrap_or_default();
+    let mut records: Vec<ServeRecord> = Vec::new();
+    for (instances, decode_concurrency, prompt_concurrency, kv_bits) in settings {
+        let point_of = |load| ServePoint { instances, decode_concurrency, prompt_concurrency, kv_bits, load };
+        // Servers for this setting: launched, or the given URLs.
+        let mut servers = None;
+        if args.launch.is_some() {
+            let spec = LaunchSpec {
+                python: args.python.clone(),
+                model: model_dir.as_ref().map_or_else(String::new, |d| d.display().to_string()),
+                base_port: args.base_port,
+                decode_concurrency,
+                prompt_concurrency,
+                kv_bits,
+                extra_args: args.server_arg.clone(),
+                ready_timeout: Duration::from_secs(args.ready_timeout),
+                log_dir: file.as_ref().and_then(|f| f.path().parent().map(|p| p.join("serve-logs"))).unwrap_or_else(std::env::temp_dir),
+            };
+            bar.set_message(format!("starting {instances} server(s)"));
+            match Servers::start(&spec, instances) {
+                Ok(started) => servers = Some(started),
+                Err(e) => {
+                    for load in &loads {
+                        records.push(ServeRecord {
+                            point: point_of(*load),
+                            context: context.clone(),
+                            urls: Vec::new(),
+                            error: Some(e.describe()),
+                            summary: None,
+                            server_memory: None,
+                            requests: Vec::new(),
+                        });
+                    }
+                    if let Some(f) = &file {
+                        f.save(&records)?;
+                    }
+                    continue;
+                }
+            }
+        }
+        let urls = servers.as_ref().map_or_else(|| args.url.clone(), |s| s.urls.clone());
+        let pids = servers.as_ref().map(Servers::pids).or_else(|| args.server_pid.map(|p| vec![p]));
+        let target = Target { urls: &urls, client: &client, timeout, deadline, on_request: &on_request };
+        for load in &loads {
+            bar.set_message(format!("{} server(s), {}", urls.len(), load.label()));
+            let warm_load = match *load {
+                Load::Closed { concurrency } => Load::Closed { concurrency: concurrency.min((args.warmup as usize).max(1)) },
+                open => open,
+            };
+            let specs = specs_of_point(records.len())?;
+            let (warmup, measured) = specs.split_at(args.warmup as usize);
+            run_point(&target, warm_load, warmup, Amount::Requests, args.seed);
+            let sampler = pids.clone().map(MemorySampler::start);
+            let requests = run_point(&target, *load, measured, amount, args.seed);
+            let server_memory = sampler.map(MemorySampler::finish);
+            let summary = PointSummary::of(&requests, &slo);
+            records.push(ServeRecord {
+                point: point_of(*load),
+                context: context.clone(),
+                urls: urls.clone(),
+                error: None,
+                summary: Some(summary),
+                server_memory,
+                requests,
+            });
+            if let Some(f) = &file {
+                f.save(&records)?;
+            }
+        }
+        drop(servers);
+    }
+    bar.finish_and_clear();
+    match args.format {
+        ServeFormat::Md => print!("{}", markdown(&records)),
+        ServeFormat::Csv => print!("{}", mlxbench::serve::csv_text(&records, true)?),
+        ServeFormat::Json => println!("{}", serde_json::to_string_pretty(&ServeReport { records: records.clone() })?),
+    }
+    if let Some(f) = &file {
+        eprintln!("results: {}", f.path().display());
+    }
+    for r in records.iter().filter(|r| r.failed()) {
+        let what = match (&r.error, &r.summary) {
+            (Some(e), _) => e.clone(),
+            (None, Some(s)) => {
+                let first = r.requests.iter().find_map(|q| q.error.as_ref().map(|(_, d)| d.clone())).unwrap_or_default();
+                format!("{} of {} requests failed; first: {first}", s.failed(), s.requests)
+            }
+            _ => String::new(),
+        };
+        eprintln!("{} server(s), {}: {what}", r.point.instances, r.point.load.label());
+    }
+    Ok(!records.iter().any(ServeRecord::failed))
+}

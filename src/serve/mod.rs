@@ -1,0 +1,392 @@
+//! `mlxbench serve`: load tests of OpenAI-compatible servers. The requests ([`requests`]), one
+//! streamed request ([`client`]), the load of a point ([`load`]), servers mlxbench starts
+//! ([`launch`]), the metrics ([`metrics`]), and here the sweep's records and their files.
+pub mod client;
+pub mod launch;
+pub mod load;
+pub mod metrics;
+pub mod requests;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use self::{
+    launch::MemoryTimeline,
+    load::Load,
+    metrics::{ErrorKind, PointSummary, RequestRecord, Spread},
+};
+use crate::{
+    choice::choice,
+    error::{Error, Result},
+    report::{file::write_atomically, Format},
+};
+
+/// What `serve` prints on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeFormat {
+    Md,
+    Csv,
+    Json,
+}
+
+choice!(ServeFormat {
+    Md => ("md", "a Markdown table, one row a point"),
+    Csv => ("csv", "the CSV rows of the results file"),
+    Json => ("json", "every point with every request"),
+});
+
+/// One point of a serve sweep: the servers' settings and the load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServePoint {
+    pub instances: usize,
+    /// mlx_lm.server's `--decode-concurrency` / `--prompt-concurrency` (launched servers).
+    pub decode_concurrency: Option<u32>,
+    pub prompt_concurrency: Option<u32>,
+    /// The launched servers' `--kv-bits`.
+    pub kv_bits: Option<i32>,
+    pub load: Load,
+}
+
+/// What every record of a run shares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServeContext {
+    pub timestamp: String,
+    pub git_commit: String,
+    pub mlxbench_version: String,
+    pub hardware: String,
+    /// The model served (as given), or `-` for servers started elsewhere without `--model`.
+    pub model: String,
+    pub api: String,
+    /// The requests: `input 128±0 / output 64±0 tokens` or the dataset's path.
+    pub requests: String,
+    pub seed: u64,
+}
+
+/// A point's result: its summary, every measured request, and the servers' memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServeRecord {
+    pub point: ServePoint,
+    pub context: ServeContext,
+    pub urls: Vec<String>,
+    /// Why the point could not run at all (servers did not start), else `None`.
+    pub error: Option<String>,
+    pub summary: Option<PointSummary>,
+    /// Resident memory of the launched (or `--server-pid`) process trees during the point.
+    pub server_memory: Option<MemoryTimeline>,
+    /// Every measured request (JSON and JSON lines only).
+    pub requests: Vec<RequestRecord>,
+}
+
+impl ServeRecord {
+    /// Whether anything failed: the point, or any of its requests.
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.summary.as_ref().is_some_and(|s| s.failed() > 0)
+    }
+}
+
+/// The JSON document of a serve run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServeReport {
+    pub records: Vec<ServeRecord>,
+}
+
+/// One CSV row a point: the MLX Throughput Lab's columns first, then ours.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServeCsvRow {
+    pub instances: usize,
+    pub decode_concurrency: Option<u32>,
+    pub prompt_concurrency: Option<u32>,
+    /// Clients of a closed loop; an open loop's `--max-concurrency`.
+    pub concurrency: Option<usize>,
+    /// Output tokens/s over the point.
+    pub throughput_tps: f64,
+    /// Output tokens of the successful requests.
+    pub total_tokens: u64,
+    pub elapsed_s: f64,
+    pub errors: usize,
+    pub request_rate: Option<f64>,
+    pub kv_bits: String,
+    pub requests: usize,
+    pub ok_requests: usize,
+    pub requests_per_s: f64,
+    pub goodput_rps: Option<f64>,
+    pub ttft_ms_mean: Option<f64>,
+    pub ttft_ms_median: Option<f64>,
+    pub ttft_ms_p90: Option<f64>,
+    pub ttft_ms_p95: Option<f64>,
+    pub ttft_ms_p99: Option<f64>,
+    pub ttft_ms_max: Option<f64>,
+    pub tpot_ms_mean: Option<f64>,
+    pub tpot_ms_median: Option<f64>,
+    pub tpot_ms_p90: Option<f64>,
+    pub tpot_ms_p95: Option<f64>,
+    pub tpot_ms_p99: Option<f64>,
+    pub tpot_ms_max: Option<f64>,
+    pub itl_ms_mean: Option<f64>,
+    pub itl_ms_median: Option<f64>,
+    pub itl_ms_p90: Option<f64>,
+    pub itl_ms_p95: Option<f64>,
+    pub itl_ms_p99: Option<f64>,
+    pub itl_ms_max: Option<f64>,
+    pub e2e_ms_mean: Option<f64>,
+    pub e2e_ms_median: Option<f64>,
+    pub e2e_ms_p90: Option<f64>,
+    pub e2e_ms_p95: Option<f64>,
+    pub e2e_ms_p99: Option<f64>,
+    pub e2e_ms_max: Option<f64>,
+    pub input_tokens_mean: Option<f64>,
+    pub output_tokens_mean: Option<f64>,
+    pub token_count_source: String,
+    pub cached_prompt_tokens: u64,
+    pub errors_connect: usize,
+    pub errors_timeout: usize,
+    pub errors_http: usize,
+    pub errors_stream_cut: usize,
+    pub errors_malformed: usize,
+    pub server_peak_rss_bytes: Option<u64>,
+    pub urls: String,
+    pub model: String,
+    pub api: String,
+    pub request_set: String,
+    pub timestamp: String,
+    pub git_commit: String,
+    pub hardware: String,
+    pub error: Option<String>,
+}
+
+impl ServeCsvRow {
+    pub fn of(r: &ServeRecord) -> Self {
+        let s = r.summary.as_ref();
+        let spread = |f: fn(&PointSummary) -> Option<Spread>| s.and_then(f);
+        let (ttft, tpot, itl, e2e) = (spread(|s| s.ttft_ms), spread(|s| s.tpot_ms), spread(|s| s.itl_ms), spread(|s| s.e2e_ms));
+        let errors = |kind: ErrorKind| s.and_then(|s| s.errors.get(&kind).copied()).unwrap_or(0);
+        let (concurrency, request_rate) = match r.point.load {
+            Load::Closed { concurrency } => (Some(concurrency), None),
+            Load::Open { rate, max_concurrency } => (max_concurrency, Some(rate)),
+        };
+        ServeCsvRow {
+            instances: r.point.instances,
+            decode_concurrency: r.point.decode_concurrency,
+            prompt_concurrency: r.point.prompt_concurrency,
+            concurrency,
+            throughput_tps: s.map_or(0.0, |s| s.output_tps),
+            total_tokens: s.map_or(0, |s| s.total_output_tokens),
+            elapsed_s: s.map_or(0.0, |s| s.elapsed_s),
+            errors: s.map_or(0, |s| s.failed()),
+            request_rate,
+            kv_bits: r.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+            requests: s.map_or(0, |s| s.requests),
+            ok_requests: s.map_or(0, |s| s.ok_requests),
+            requests_per_s: s.map_or(0.0, |s| s.requests_per_s),
+            goodput_rps: s.and_then(|s| s.goodput_rps),
+            ttft_ms_mean: ttft.map(|x| x.mean),
+            ttft_ms_median: ttft.map(|x| x.median),
+            ttft_ms_p90: ttft.map(|x| x.p90),
+            ttft_ms_p95: ttft.map(|x| x.p95),
+            ttft_ms_p99: ttft.map(|x| x.p99),
+            ttft_ms_max: ttft.map(|x| x.max),
+            tpot_ms_mean: tpot.map(|x| x.mean),
+            tpot_ms_median: tpot.map(|x| x.median),
+            tpot_ms_p90: tpot.map(|x| x.p90),
+            tpot_ms_p95: tpot.map(|x| x.p95),
+            tpot_ms_p99: tpot.map(|x| x.p99),
+            tpot_ms_max: tpot.map(|x| x.max),
+            itl_ms_mean: itl.map(|x| x.mean),
+            itl_ms_median: itl.map(|x| x.median),
+            itl_ms_p90: itl.map(|x| x.p90),
+            itl_ms_p95: itl.map(|x| x.p95),
+            itl_ms_p99: itl.map(|x| x.p99),
+            itl_ms_max: itl.map(|x| x.max),
+            e2e_ms_mean: e2e.map(|x| x.mean),
+            e2e_ms_median: e2e.map(|x| x.median),
+            e2e_ms_p90: e2e.map(|x| x.p90),
+            e2e_ms_p95: e2e.map(|x| x.p95),
+            e2e_ms_p99: e2e.map(|x| x.p99),
+            e2e_ms_max: e2e.map(|x| x.max),
+            input_tokens_mean: spread(|s| s.input_tokens).map(|x| x.mean),
+            output_tokens_mean: spread(|s| s.output_tokens).map(|x| x.mean),
+            token_count_source: s.map_or_else(|| "-".into(), |s| s.token_source.clone()),
+            cached_prompt_tokens: s.map_or(0, |s| s.cached_prompt_tokens),
+            errors_connect: errors(ErrorKind::Connect),
+            errors_timeout: errors(ErrorKind::Timeout),
+            errors_http: errors(ErrorKind::Http),
+            errors_stream_cut: errors(ErrorKind::StreamCut),
+            errors_malformed: errors(ErrorKind::Malformed),
+            server_peak_rss_bytes: r.server_memory.as_ref().map(|m| m.peak_bytes),
+            urls: r.urls.join(" "),
+            model: r.context.model.clone(),
+            api: r.context.api.clone(),
+            request_set: r.context.requests.clone(),
+            timestamp: r.context.timestamp.clone(),
+            git_commit: r.context.git_commit.clone(),
+            hardware: r.context.hardware.clone(),
+            error: r.error.clone(),
+        }
+    }
+}
+
+/// The CSV text of `records`, with the header when `header`.
+pub fn csv_text(records: &[ServeRecord], header: bool) -> Result<String> {
+    let mut writer = csv::WriterBuilder::new().has_headers(header).from_writer(Vec::new());
+    for r in records {
+        writer.serialize(ServeCsvRow::of(r)).map_err(|e| Error::InvalidOption(format!("CSV: {e}")))?;
+    }
+    if records.is_empty() && header {
+        return csv_header();
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::InvalidOption(format!("CSV: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The CSV header line.
+pub fn csv_header() -> Result<String> {
+    let text = csv_text(std::slice::from_ref(&empty_record()), true)?;
+    Ok(text.lines().next().unwrap_or_default().to_string() + "\n")
+}
+
+fn empty_record() -> ServeRecord {
+    ServeRecord {
+        point: ServePoint { instances: 0, decode_concurrency: None, prompt_concurrency: None, kv_bits: None, load: Load::Closed { concurrency: 0 } },
+        context: ServeContext {
+            timestamp: String::new(),
+            git_commit: String::new(),
+            mlxbench_version: String::new(),
+            hardware: String::new(),
+            model: String::new(),
+            api: String::new(),
+            requests: String::new(),
+            seed: 0,
+        },
+        urls: Vec::new(),
+        error: None,
+        summary: None,
+        server_memory: None,
+        requests: Vec::new(),
+    }
+}
+
+/// The results file of a serve run: rewritten whole (through a temporary file and a rename)
+/// after each point, its earlier contents kept. An existing file of another format or header is
+/// left alone and a free name beside it is used.
+pub struct ServeFile {
+    path: PathBuf,
+    format: Format,
+    /// What the file held before this run.
+    existing: String,
+    pub redirected_from: Option<PathBuf>,
+}
+
+impl ServeFile {
+    pub fn open(path: &Path) -> Result<Self> {
+        let format = match Format::from_path(path) {
+            Some(f @ (Format::Csv | Format::Json | Format::Jsonl)) => f,
+            _ => return Err(Error::InvalidOption(format!("{}: serve results are written as .csv, .json or .jsonl", path.display()))),
+        };
+        let fits = |text: &str| match format {
+            Format::Csv => text.is_empty() || csv_header().is_ok_and(|h| text.starts_with(h.as_str())),
+            Format::Json => text.trim().is_empty() || serde_json::from_str::<ServeReport>(text).is_ok(),
+            _ => text.lines().all(|l| l.trim().is_empty() || serde_json::from_str::<ServeRecord>(l).is_ok()),
+        };
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let mut chosen = path.to_path_buf();
+        let mut redirected_from = None;
+        if !fits(&read(path)) {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+            chosen = (2..10_000)
+                .map(|i| path.with_file_name(format!("{stem}-{i}.{ext}")))
+                .find(|p| fits(&read(p)))
+                .ok_or_else(|| Error::InvalidOption(format!("no free file name beside {}", path.display())))?;
+            redirected_from = Some(path.to_path_buf());
+        }
+        let existing = read(&chosen);
+        if let Some(dir) = chosen.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|reason| Error::ResultsFile { path: chosen.clone(), reason })?;
+        }
+        let file = ServeFile { path: chosen, format, existing, redirected_from };
+        file.save(&[])?;
+        Ok(file)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the earlier contents and `records` (all of this run's so far).
+    pub fn save(&self, records: &[ServeRecord]) -> Result<()> {
+        let text = match self.format {
+            Format::Csv => {
+                let header = self.existing.is_empty();
+                self.existing.clone() + &csv_text(records, header)?
+            }
+            Format::Json => {
+                let mut report = serde_json::from_str::<ServeReport>(&self.existing).unwrap_or(ServeReport { records: Vec::new() });
+                report.records.extend_from_slice(records);
+                serde_json::to_string_pretty(&report).map_err(|e| Error::InvalidOption(e.to_string()))? + "\n"
+            }
+            _ => {
+                let mut text = self.existing.clone();
+                for r in records {
+                    text += &(serde_json::to_string(r).map_err(|e| Error::InvalidOption(e.to_string()))? + "\n");
+                }
+                text
+            }
+        };
+        write_atomically(&self.path, text).map_err(|e| match e {
+            Error::Io { source, .. } => Error::ResultsFile { path: self.path.clone(), reason: source },
+            other => other,
+        })
+    }
+}
+
+/// `12.3` with one decimal, or `-`.
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+}
+
+/// The Markdown table of `records`.
+pub fn markdown(records: &[ServeRecord]) -> String {
+    let mut text = String::from(
+        "| instances | decode conc | prompt conc | kv | load | ok/sent | errors | out t/s | req/s | goodput req/s \
+         | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | E2E p50 / p99 ms | out tokens | server peak RSS |\n\
+         |---:|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in records {
+        let p = &r.point;
+        let opt = |v: Option<u32>| v.map_or_else(|| "-".into(), |v| v.to_string());
+        let row = match (&r.summary, &r.error) {
+            (Some(s), _) => {
+                let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
+                format!(
+                    "{}/{} | {} | {:.1} | {:.2} | {} | {} / {} | {} / {} | {} | {} / {} | {} | {} |",
+                    s.ok_requests,
+                    s.requests,
+                    if errors.is_empty() { "-".into() } else { errors.join(", ") },
+                    s.output_tps,
+                    s.requests_per_s,
+                    s.goodput_rps.map_or_else(|| "-".into(), |g| format!("{g:.2}")),
+                    ms(s.ttft_ms.map(|x| x.median)),
+                    ms(s.ttft_ms.map(|x| x.p99)),
+                    ms(s.tpot_ms.map(|x| x.median)),
+                    ms(s.tpot_ms.map(|x| x.p99)),
+                    ms(s.itl_ms.map(|x| x.p99)),
+                    ms(s.e2e_ms.map(|x| x.median)),
+                    ms(s.e2e_ms.map(|x| x.p99)),
+                    s.output_tokens.map_or_else(|| "-".into(), |x| format!("{:.0}", x.mean)),
+                    r.server_memory.as_ref().map_or_else(|| "-".into(), |m| format!("{:.1} MB", m.peak_bytes as f64 / 1e6)),
+                )
+            }
+            (None, error) => format!("- | failed: {} | - | - | - | - | - | - | - | - | - |", error.as_deref().unwrap_or("?").replace('|', "\\|")),
+        };
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {row}\n",
+            p.instances,
+            opt(p.decode_concurrency),
+            opt(p.prompt_concurrency),
+            p.kv_bits.map_or_else(|| "-".into(), |b| b.to_string()),
+            p.load.label(),
+        ));
+    }
+    text
+}

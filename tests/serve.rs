@@ -1,0 +1,369 @@
+//! `mlxbench serve`: the metrics on synthetic timestamps, every fault against a fault-injecting
+//! HTTP server on 127.0.0.1, and real `mlx_lm.server` instances launched by `serve --launch`
+//! (token counts, orderings, the CSV's columns, no server left behind, Ctrl-C).
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use mlxbench::{
+    serve::{
+        metrics::{ErrorKind, PointSummary, RequestRecord, Slo, Spread, TokenSource},
+        ServeReport,
+    },
+    synth::{self, Arch, FloatDtype, SynthOptions},
+};
+
+fn python() -> String {
+    std::env::var("MLXBENCH_REFERENCE_PYTHON")
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyref/bin/python").to_string_lossy().into_owned())
+}
+
+fn tiny_model(dir: &Path) -> PathBuf {
+    let out = dir.join("tiny");
+    let config = synth::preset_config("tiny", Some(Arch::Llama)).unwrap();
+    synth::write_model(&config, &SynthOptions { bits: Some(4), dtype: FloatDtype::Float32, ..SynthOptions::default() }, &out).unwrap();
+    out
+}
+
+/// Waits for `child` at most `limit`; kills it and fails the test when it hangs.
+fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!("mlxbench serve did not end within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn serve(args: &[&str], limit: Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
+        .arg("serve")
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, limit)
+}
+
+/// Processes whose command line mentions `needle` (launched servers carry the model's path).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) && cmdline.contains("mlx_lm") {
+                found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+// --- The metrics, to exact numbers. ---
+
+fn request(sent: f64, chunks: &[f64], end: f64, output_tokens: u64) -> RequestRecord {
+    RequestRecord {
+        url: "http://127.0.0.1:1".into(),
+        sent_ms: sent,
+        chunk_ms: chunks.to_vec(),
+        end_ms: end,
+        input_tokens: Some(10),
+        output_tokens,
+        token_source: TokenSource::Usage,
+        cached_tokens: None,
+        error: None,
+    }
+}
+
+#[test]
+fn metrics_from_synthetic_timestamps() {
+    // TTFT 100, chunks every 20 ms, 5 tokens: TPOT = (180 − 100) / 4 = 20.
+    let a = request(0.0, &[100.0, 120.0, 140.0, 160.0, 180.0], 180.0, 5);
+    assert_eq!((a.ttft_ms(), a.tpot_ms(), a.e2e_ms()), (Some(100.0), Some(20.0), 180.0));
+    assert_eq!(a.itl_ms().collect::<Vec<_>>(), vec![20.0, 20.0, 20.0, 20.0]);
+    // One token: no TPOT.
+    assert_eq!(request(0.0, &[50.0], 50.0, 1).tpot_ms(), None);
+
+    // Percentiles interpolate between ranks: 1..=11 → p90 = 10, p95 = 10.5, p99 = 10.9.
+    let s = Spread::of((1..=11).map(f64::from)).unwrap();
+    assert_eq!((s.mean, s.median, s.p90, s.p95, s.max), (6.0, 6.0, 10.0, 10.5, 11.0));
+    assert!((s.p99 - 10.9).abs() < 1e-12);
+
+    // A point: 3 requests over 1 s (sent at 0, 200, 500 ms; the last ends at 1000), one failed.
+    let b = request(200.0, &[300.0, 500.0], 600.0, 3); // TTFT 300, TPOT (600 − 300) / 2 = 150
+    let mut c = request(500.0, &[], 500.0, 0);
+    c.error = Some((ErrorKind::Http, "HTTP 500".into()));
+    let slo = Slo::parse("ttft=150ms,tpot=50ms").unwrap();
+    let point = PointSummary::of(&[a.clone(), b, c], &slo);
+    assert_eq!((point.requests, point.ok_requests, point.failed()), (3, 2, 1));
+    assert_eq!(point.elapsed_s, 1.0);
+    assert_eq!((point.total_output_tokens, point.output_tps, point.requests_per_s), (8, 8.0, 2.0));
+    // Only `a` meets TTFT ≤ 150 ms and TPOT ≤ 50 ms.
+    assert_eq!(point.goodput_rps, Some(1.0));
+    assert_eq!(point.ttft_ms.unwrap().median, 200.0);
+    assert_eq!(point.tpot_ms.unwrap().max, 150.0);
+    assert_eq!(point.errors.get(&ErrorKind::Http), Some(&1));
+    assert_eq!(point.token_source, "usage");
+
+    assert_eq!(Slo::parse("e2e=2s").unwrap().e2e_ms, Some(2000.0));
+    for bad in ["ttft", "ttft=-1ms", "speed=3ms", "ttft=fast"] {
+        assert!(Slo::parse(bad).is_err(), "{bad}");
+    }
+}
+
+// --- Faults, from a server written here. ---
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// Streams 4 chunks, the usage and [DONE].
+    Good,
+    /// Answers headers, then waits 3 s before the first chunk.
+    SlowFirstToken,
+    /// Two chunks, then the connection closes.
+    CutStream,
+    /// HTTP 500.
+    ServerError,
+    /// An event that is not JSON.
+    Garbage,
+}
+
+/// A server with one fault for every request; returns its base URL and the bodies it received.
+fn fault_server(fault: Fault) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let seen = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let _ = answer(stream, fault, &seen);
+            });
+        }
+    });
+    (url, bodies)
+}
+
+fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<serde_json::Value>>) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+    let chunk = |text: &str| format!("data: {}\n\n", serde_json::json!({"choices": [{"index": 0, "text": text}]}));
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+    match fault {
+        Fault::ServerError => {
+            stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops")?;
+        }
+        Fault::Good | Fault::SlowFirstToken => {
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(b": keepalive 1/1\n\n")?;
+            if let Fault::SlowFirstToken = fault {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+            for t in ["a", "b", "c", "d"] {
+                stream.write_all(chunk(t).as_bytes())?;
+                stream.flush()?;
+            }
+            let usage = serde_json::json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}});
+            stream.write_all(format!("data: {usage}\n\ndata: [DONE]\n\n").as_bytes())?;
+        }
+        Fault::CutStream => {
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(format!("{}{}", chunk("a"), chunk("b")).as_bytes())?;
+            stream.flush()?;
+        }
+        Fault::Garbage => {
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(format!("{}data: {{not json\n\n", chunk("a")).as_bytes())?;
+        }
+    }
+    stream.flush()?;
+    stream.shutdown(std::net::Shutdown::Both)
+}
+
+#[test]
+fn every_fault_is_counted_and_named_and_the_run_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let faults = [Fault::Good, Fault::SlowFirstToken, Fault::CutStream, Fault::ServerError, Fault::Garbage];
+    let servers: Vec<_> = faults.iter().map(|&f| fault_server(f)).collect();
+    // Refused: a port that was free a moment ago, nothing listening.
+    let refused = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let mut urls: Vec<String> = servers.iter().map(|(u, _)| u.clone()).collect();
+    urls.push(refused);
+    let out_file = dir.path().join("faults.json");
+    // Round-robin: 12 requests, 2 to each of the 6 servers.
+    let out = serve(
+        &[
+            "--url",
+            &urls.join(","),
+            "--tokenizer",
+            model.to_str().unwrap(),
+            "--concurrency",
+            "3",
+            "--num-requests",
+            "12",
+            "--warmup",
+            "0",
+            "--input-len",
+            "16",
+            "--output-len",
+            "4",
+            "--request-timeout",
+            "1",
+            "--deadline",
+            "60",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+        Duration::from_secs(90),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "failures make exit code 1: {stderr}");
+    let report: ServeReport = serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    let summary = report.records[0].summary.as_ref().unwrap();
+    let count = |k: ErrorKind| summary.errors.get(&k).copied().unwrap_or(0);
+    assert_eq!(
+        (summary.ok_requests, count(ErrorKind::Timeout), count(ErrorKind::StreamCut), count(ErrorKind::Http), count(ErrorKind::Malformed), count(ErrorKind::Connect)),
+        (2, 2, 2, 2, 2, 2),
+        "{stdout}\n{stderr}\n{:#?}",
+        report.records[0].requests.iter().map(|r| (&r.url, &r.error)).collect::<Vec<_>>()
+    );
+    // The good server's requests: 4 tokens from `usage`.
+    assert_eq!(summary.total_output_tokens, 8);
+    assert_eq!(summary.token_source, "usage");
+    let details: Vec<String> = report.records[0].requests.iter().filter_map(|r| r.error.as_ref().map(|e| e.1.clone())).collect();
+    assert!(details.iter().any(|d| d.contains("HTTP 500") && d.contains("oops")), "{details:#?}");
+    assert!(details.iter().any(|d| d.contains("not JSON")), "{details:#?}");
+    assert!(details.iter().any(|d| d.contains("before [DONE]")), "{details:#?}");
+    assert!(stdout.contains("2 connect") && stdout.contains("2 timeout"), "the table names the errors: {stdout}");
+    assert!(stderr.contains("10 of 12 requests failed"), "{stderr}");
+    // What the servers were asked: a stream with usage, 4 tokens, EOS suppressed.
+    let bodies = servers[0].1.lock().unwrap().clone();
+    let body = &bodies[0];
+    assert_eq!((body["stream"].as_bool(), body["max_tokens"].as_u64()), (Some(true), Some(4)), "{body}");
+    assert_eq!(body["stream_options"]["include_usage"], true);
+    assert!(body["logit_bias"].as_object().is_some_and(|b| !b.is_empty()) && body["ignore_eos"] == true, "{body}");
+    assert!(body["prompt"].as_str().is_some_and(|p| !p.is_empty()), "{body}");
+}
+
+#[test]
+fn bad_arguments_are_named() {
+    let out = serve(&["--url", "127.0.0.1:8080", "--tokenizer", "x"], Duration::from_secs(30));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give a base URL"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = serve(&["--launch", "mlx-lm"], Duration::from_secs(30));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --model"));
+    let out = serve(&["--url", "http://127.0.0.1:1", "--slo", "ttft=soon"], Duration::from_secs(30));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ttft=soon"));
+    let out = serve(&["--url", "http://127.0.0.1:1"], Duration::from_secs(30));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tokenizer"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+// --- Real mlx_lm.server instances. ---
+
+#[test]
+fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let model_path = model.to_str().unwrap();
+    let csv = dir.path().join("serve.csv");
+    let json = dir.path().join("serve.json");
+    let common = ["--launch", "mlx-lm", "--model", model_path, "--python", &python(), "--base-port", "18600"];
+    let load = ["--concurrency", "1,2", "--num-requests", "3", "--input-len", "16", "--output-len", "8", "--ready-timeout", "120"];
+    for output in [&csv, &json] {
+        let mut args: Vec<&str> = common.to_vec();
+        args.extend(load);
+        args.extend(["--instances", "2", "-o", output.to_str().unwrap()]);
+        let out = serve(&args, Duration::from_secs(300));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(processes_mentioning(model_path).is_empty(), "servers left running: {:#?}", processes_mentioning(model_path));
+    }
+
+    let header = std::fs::read_to_string(&csv).unwrap().lines().next().unwrap().to_string();
+    assert!(
+        header.starts_with("instances,decode_concurrency,prompt_concurrency,concurrency,throughput_tps,total_tokens,elapsed_s,errors,"),
+        "{header}"
+    );
+    let report: ServeReport = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report.records.len(), 2);
+    for record in &report.records {
+        assert_eq!(record.urls.len(), 2, "two instances");
+        let s = record.summary.as_ref().unwrap();
+        assert_eq!((s.ok_requests, s.failed()), (3, 0), "{:#?}", record.requests);
+        assert_eq!(s.token_source, "usage");
+        for r in &record.requests {
+            assert_eq!(r.output_tokens, 8, "EOS suppressed: exactly --output-len tokens");
+            let ttft = r.ttft_ms().unwrap();
+            assert!(0.0 < ttft && ttft <= r.e2e_ms(), "TTFT {ttft} vs E2E {}", r.e2e_ms());
+            assert!(r.input_tokens.is_some_and(|n| n >= 16), "{:?}", r.input_tokens);
+        }
+        for spread in [s.ttft_ms, s.tpot_ms, s.itl_ms, s.e2e_ms] {
+            let x = spread.unwrap();
+            assert!(x.median <= x.p90 && x.p90 <= x.p95 && x.p95 <= x.p99 && x.p99 <= x.max, "{x:?}");
+        }
+        let memory = record.server_memory.as_ref().unwrap();
+        assert!(memory.peak_bytes > 10_000_000 && !memory.samples.is_empty(), "two Python servers' memory: {memory:?}");
+        // Both servers got requests.
+        let mut urls: Vec<&str> = record.requests.iter().map(|r| r.url.as_str()).collect();
+        urls.dedup();
+        assert!(urls.len() >= 2 || record.requests.len() < 2, "{urls:?}");
+    }
+
+    // Ctrl-C while servers run: exit 130, and no server left.
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--concurrency", "1", "--duration", "600", "--input-len", "16", "--output-len", "8", "--no-save"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlxbench")).arg("serve").args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = Instant::now();
+    while processes_mentioning(model_path).is_empty() && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!processes_mentioning(model_path).is_empty(), "the server did not start");
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: kill(2) to a child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "serve ignored Ctrl-C");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(status.code(), Some(130));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_mentioning(model_path).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(processes_mentioning(model_path).is_empty(), "orphans after Ctrl-C: {:#?}", processes_mentioning(model_path));
+}
