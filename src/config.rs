@@ -45,6 +45,10 @@ pub struct ModelConfig {
     /// Every other key, for the architecture that reads it (see [`ModelConfig::keys`]).
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+    /// In one rank's share of a tensor-parallel model: the whole model's `hidden / heads`
+    /// ([`ModelConfig::hidden_per_head`]), since the share's heads are fewer.
+    #[serde(skip)]
+    pub split_head_dim: Option<usize>,
 }
 
 fn default_rms_norm_eps() -> f32 {
@@ -208,7 +212,13 @@ impl ModelConfig {
     }
 
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim.unwrap_or(self.hidden_per_head())
+    }
+
+    /// `hidden_size / num_attention_heads`, the head size of architectures that ignore
+    /// `head_dim` (Qwen2, Mixtral, Phi-3), of the whole model also in one rank's share.
+    pub fn hidden_per_head(&self) -> usize {
+        self.split_head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
     }
 
     /// The keys one architecture reads beyond the common ones (`T` mirrors them with serde's

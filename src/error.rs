@@ -79,6 +79,10 @@ pub enum Error {
     #[error("invalid option: {0}")]
     InvalidOption(String),
 
+    /// A distributed group that cannot start or run, or a model it cannot split.
+    #[error("distributed: {0}")]
+    Distributed(String),
+
     /// A generation setting this architecture cannot run (and mlx-lm does not run either).
     #[error("{setting} is not supported for {model_type}: {reason}")]
     UnsupportedSetting { model_type: String, setting: &'static str, reason: String },

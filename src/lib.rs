@@ -8,6 +8,7 @@
 //! - `measure` (trials, metrics, statistics);
 //! - `generate` (prefill and decode, knowing nothing of time);
 //! - `models`, `cache`;
+//! - `distributed` (MLX's groups and collectives, and how a model is split over them);
 //! - `device`, `weights`, `config`, `hub`, `tokenizer`, `prompt`, and leaf helpers (`choice`,
 //!   `error`, `rng`, `units`).
 //!
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod choice;
 pub mod config;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod gate;
 pub mod generate;

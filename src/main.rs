@@ -56,6 +56,9 @@ enum Command {
     /// Export `run` results or a Criterion baseline for benchmark-tracking services: Bencher
     /// Metric Format, or github-action-benchmark's custom JSON.
     Export(cli::export::ExportArgs),
+    /// Start N ranks of `run` or `generate` on this machine, tensor-parallel over MLX's ring
+    /// backend on 127.0.0.1 (as mlx.launch does), and stop them all on exit, error or Ctrl-C.
+    Launch(cli::launch::LaunchArgs),
     /// Check MLX on the device: a bf16 matmul and a 4-bit quantized matmul against float32
     /// references, with their speed. Exits non-zero when a result is off.
     Selftest {
@@ -76,6 +79,7 @@ fn main() -> Result<ExitCode> {
         Command::Run(args) => cli::run::run(*args)?,
         Command::Compare(args) => cli::compare::run(&args)?,
         Command::Export(args) => cli::export::run(&args)?,
+        Command::Launch(args) => cli::launch::run(&args)?,
         Command::Report(args) => cli::report::run(&args)?,
         Command::Serve(args) => cli::serve::run(*args)?,
         Command::Synth(args) => cli::synth::run(args).map(|()| true)?,

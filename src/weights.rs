@@ -2,14 +2,20 @@
 //! `model.safetensors.index.json`), handed out by name so that loading can prove it used every
 //! tensor in the files and found every tensor it expected.
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     path::{Path, PathBuf},
 };
 
 use mlx_rs::Array;
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::{
+    distributed::{
+        shard::{Sharding, Split},
+        Group,
+    },
+    error::{Error, Result},
+};
 
 #[derive(Deserialize)]
 struct ShardIndex {
@@ -22,6 +28,10 @@ pub struct WeightStore {
     files: Vec<PathBuf>,
     /// The tensors handed out, evaluated by [`WeightStore::finish`].
     taken: Vec<Array>,
+    /// In a tensor-parallel group: how this rank takes its share of each tensor.
+    sharding: Option<Sharding>,
+    /// Tensors cut along their last (input) axis: their layers sum over the group.
+    split_inputs: HashSet<String>,
 }
 
 impl WeightStore {
@@ -52,7 +62,18 @@ impl WeightStore {
                 }
             }
         }
-        Ok(Self { tensors, files, taken: Vec::new() })
+        Ok(Self { tensors, files, taken: Vec::new(), sharding: None, split_inputs: HashSet::new() })
+    }
+
+    /// Hands out this rank's share of each tensor from now on (see `distributed::shard`).
+    pub fn shard(&mut self, sharding: Sharding) {
+        self.sharding = Some(sharding);
+    }
+
+    /// The group to sum `name`'s layer output over, when this rank holds a slice of its input
+    /// features.
+    pub fn reduce_group(&self, name: &str) -> Option<Group> {
+        self.sharding.as_ref().filter(|_| self.split_inputs.contains(name)).map(|s| s.group.clone())
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -77,7 +98,27 @@ impl WeightStore {
     /// Takes a tensor that must exist with exactly this shape.
     pub fn take_shaped(&mut self, name: &str, shape: &[i32]) -> Result<Array> {
         let file = self.tensors.get(name).map(|(_, f)| f.clone());
-        let array = self.take(name)?;
+        let mut array = self.take(name)?;
+        if let (Some(sharding), true) = (&self.sharding, array.shape() != shape) {
+            let stored = array.shape().to_vec();
+            match sharding.take(name, array.clone(), shape)? {
+                Some((share, split)) => {
+                    if split == Split::Axis(stored.len() - 1) {
+                        self.split_inputs.insert(name.to_string());
+                    }
+                    self.taken.pop();
+                    self.taken.push(share.clone());
+                    array = share;
+                }
+                None => {
+                    return Err(Error::Distributed(format!(
+                        "tensor {name} in {} has shape {stored:?}, which is not {} times this rank's {shape:?} along one axis",
+                        file.unwrap_or_default().display(),
+                        sharding.group.size()
+                    )))
+                }
+            }
+        }
         if array.shape() != shape {
             return Err(Error::TensorShape {
                 name: name.to_string(),

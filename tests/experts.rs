@@ -50,7 +50,7 @@ fn router() -> Linear {
     for e in 0..EXPERTS {
         w[(e * HIDDEN + e) as usize] = 1.0;
     }
-    Linear { weight: Weight::Float(Array::from_slice(&w, &[EXPERTS, HIDDEN])), bias: None }
+    Linear::new(Weight::Float(Array::from_slice(&w, &[EXPERTS, HIDDEN])), None)
 }
 
 /// Stacked `[EXPERTS, out, in]` weights from `seed`.
@@ -77,6 +77,7 @@ impl Experts {
             experts: SwitchGlu { gate_proj: float(&self.gate), up_proj: float(&self.up), down_proj: float(&self.down) },
             top_k: 2,
             routing,
+            reduce: None,
         }
     }
 
@@ -179,7 +180,7 @@ fn quantized_experts_match_their_dequantized_weights() {
     };
     let ((gate, gate_dq), (up, up_dq), (down, down_dq)) = (quantized(&experts.gate), quantized(&experts.up), quantized(&experts.down));
     let routing = Routing::SoftmaxThenTopK { normalize: true };
-    let q_moe = SparseMoe { router: router(), experts: SwitchGlu { gate_proj: gate, up_proj: up, down_proj: down }, top_k: 2, routing };
+    let q_moe = SparseMoe { router: router(), experts: SwitchGlu { gate_proj: gate, up_proj: up, down_proj: down }, top_k: 2, routing, reduce: None };
     let dq_moe = Experts { gate: gate_dq, up: up_dq, down: down_dq }.moe(routing);
     let x = concatenate(&[one(&a), one(&b)], 1).unwrap();
     let (q, dq) = (host_f32(&q_moe.forward(&x).unwrap()), host_f32(&dq_moe.forward(&x).unwrap()));

@@ -195,6 +195,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         load: None,
         cold_trial: None,
         memory_drift: None,
+        distributed: None,
     }
 }
 

@@ -1,15 +1,18 @@
 //! `mlxbench serve`: the metrics on synthetic timestamps, every fault against a fault-injecting
 //! HTTP server on 127.0.0.1, and real `mlx_lm.server` instances launched by `serve --launch`
 //! (token counts, orderings, the CSV's columns, no server left behind, Ctrl-C).
+mod common;
+
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use common::wait_bounded;
 use mlxbench::{
     serve::{
         metrics::{ErrorKind, PointSummary, RequestRecord, Slo, Spread, TokenSource},
@@ -30,19 +33,6 @@ fn tiny_model(dir: &Path) -> PathBuf {
     out
 }
 
-/// Waits for `child` at most `limit`; kills it and fails the test when it hangs.
-fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    panic!("mlxbench serve did not end within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 fn serve(args: &[&str], limit: Duration) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
@@ -53,7 +43,7 @@ fn serve(args: &[&str], limit: Duration) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_bounded(child, limit)
+    wait_bounded(child, limit, "mlxbench serve")
 }
 
 /// Processes whose command line mentions `needle` (launched servers carry the model's path).

@@ -11,6 +11,7 @@ use super::{
 use crate::{
     choice::Choice,
     device::DeviceInfo,
+    distributed::GroupInfo,
     hwinfo::HardwareInfo,
     measure::{
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
@@ -148,6 +149,9 @@ pub struct RunRecord {
     /// slope in bytes per trial with its 95% interval (3 or more trials). A leak grows it.
     #[serde(default)]
     pub memory_drift: Option<LinearFit>,
+    /// Measured by a tensor-parallel group: its backend, size and every rank's peak memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<GroupInfo>,
 }
 
 /// Loading a model: from its files to its weights evaluated on the device.
@@ -195,6 +199,7 @@ impl RunRecord {
             load: None,
             cold_trial: None,
             memory_drift,
+            distributed: None,
         }
     }
 }

@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     device,
+    distributed::{self, Group, GroupInfo},
     error::{Error, Result},
     hub,
     hwinfo::telemetry::GpuMonitor,
@@ -207,7 +208,10 @@ impl<'o> Session<'o> {
             }
             let loaded = model.as_ref().expect("loaded above");
             let Some(measured) = self.measure_setting(loaded, &points[start..end]) else { break };
-            for record in measured {
+            for mut record in measured {
+                if let Some(group) = distributed::current() {
+                    record.distributed = Some(group_info(group, &record)?);
+                }
                 records.push(record);
                 self.observer.finished(&records)?;
             }
@@ -414,4 +418,11 @@ impl<'o> Session<'o> {
         let trial = self.mlx_lm_process()?.trial(prompt, point.depth, &options)?;
         Ok(TrialMetrics::from_timings(&trial.timings, trial.memory))
     }
+}
+
+/// What `record` says of the group that measured it: every rank's peak memory over its trials,
+/// gathered from all ranks (a collective: every rank calls it for every record, in order).
+fn group_info(group: &Group, record: &RunRecord) -> Result<GroupInfo> {
+    let peak = record.trials.iter().map(|t| t.memory.peak_memory_bytes).max().unwrap_or(0);
+    Ok(GroupInfo { backend: group.backend(), size: group.size(), peak_memory_bytes: group.gather_u64(peak)? })
 }

@@ -1,6 +1,7 @@
 //! `mlxbench generate`: text (or token ids) from a prompt, greedy or sampled, with the run's
 //! metrics on request (`-v`, measured by the same trial as `mlxbench run`).
 use anyhow::{Context, Result};
+use mlx_rs::ops::indexing::TryIndexOp;
 use clap::Args;
 use mlxbench::{
     device::{self, DeviceKind},
@@ -13,7 +14,7 @@ use mlxbench::{
     units::gigabytes,
 };
 
-use super::{bits_arg, choice, BitsArg, KvCacheArgs};
+use super::{bits_arg, choice, is_leader, BitsArg, DistributedArgs, KvCacheArgs};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -57,6 +58,12 @@ pub struct GenerateArgs {
     /// Print {"prompt_ids": [...], "generated_ids": [...]} instead of text.
     #[arg(long)]
     json: bool,
+    /// With --json: also "last_logits", the float32 logits at the prompt's last position (from
+    /// one forward pass of the whole prompt without a cache).
+    #[arg(long, requires = "json")]
+    logits: bool,
+    #[command(flatten)]
+    distributed: DistributedArgs,
     /// Print timings to stderr: time to first token, generation tokens/s, peak memory.
     #[arg(long, short)]
     verbose: bool,
@@ -67,6 +74,7 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> Result<()> {
     device::select(args.device.unwrap_or_else(device::default_kind))?;
+    let group = args.distributed.join()?;
     let dir = hub::resolve(&args.model)?;
     let loaded = models::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
     let tokenizer = Tokenizer::from_dir(&dir)?;
@@ -95,7 +103,12 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
     }
     let trial = run_trial(loaded.model.as_ref(), &prompt, 0, &options)?;
+    // Every rank runs the forward pass: its all-sums need the whole group.
+    let last_logits = args.logits.then(|| last_position_logits(loaded.model.as_ref(), &prompt)).transpose()?;
     let generated: Vec<u32> = trial.generated.iter().map(|step| step[0]).collect();
+    if !is_leader(group) {
+        return Ok(());
+    }
     if args.verbose {
         let m = &trial.metrics;
         eprintln!(
@@ -108,7 +121,10 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         );
     }
     if args.json {
-        let out = serde_json::json!({ "prompt_ids": prompt_ids, "generated_ids": generated });
+        let mut out = serde_json::json!({ "prompt_ids": prompt_ids, "generated_ids": generated });
+        if let Some(logits) = last_logits {
+            out["last_logits"] = logits.into();
+        }
         println!("{out}");
     } else {
         println!("{}", tokenizer.decode(&generated)?);
@@ -116,3 +132,11 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+
+/// The float32 logits at the last position of `prompt`'s first row.
+fn last_position_logits(model: &dyn models::LanguageModel, prompt: &Tokens) -> Result<Vec<f32>> {
+    let logits = model.forward(&prompt.to_array()?, None)?;
+    let last = logits.try_index((0, -1))?.as_dtype(mlx_rs::Dtype::Float32)?;
+    last.eval()?;
+    Ok(last.as_slice::<f32>().to_vec())
+}

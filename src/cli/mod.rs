@@ -5,12 +5,18 @@ use clap::{
     builder::{PossibleValue, PossibleValuesParser, TypedValueParser},
     Args,
 };
-use mlxbench::{cache::KvCacheOptions, choice::Choice, config::parse_bits_or_none};
+use mlxbench::{
+    cache::KvCacheOptions,
+    choice::Choice,
+    config::parse_bits_or_none,
+    distributed::{self, Backend, Group},
+};
 
 pub mod compare;
 pub mod export;
 pub mod generate;
 pub mod info;
+pub mod launch;
 pub mod report;
 pub mod run;
 pub mod serve;
@@ -75,4 +81,26 @@ impl KvCacheArgs {
             max_kv_size: self.max_kv_size,
         }
     }
+}
+
+/// How `run` and `generate` join a tensor-parallel group.
+#[derive(Debug, Args)]
+pub struct DistributedArgs {
+    /// Run tensor-parallel over MLX's distributed backend: each rank loads its share of the
+    /// model and rank 0 alone prints and writes results. `auto` joins the group the launcher's
+    /// environment describes (mlx.launch, mpirun, mlxbench launch) and runs alone otherwise.
+    #[arg(long, value_parser = choice::<Backend>(), default_value = "auto")]
+    pub distributed: Backend,
+}
+
+impl DistributedArgs {
+    /// Joins the group (`None`: one process).
+    pub fn join(&self) -> anyhow::Result<Option<&'static Group>> {
+        Ok(distributed::join(self.distributed)?)
+    }
+}
+
+/// Whether this process prints and writes: rank 0 of a group, or a process on its own.
+pub fn is_leader(group: Option<&Group>) -> bool {
+    group.is_none_or(|g| g.rank() == 0)
 }

@@ -19,7 +19,7 @@ use mlxbench::{
     report::{Format, Printable, ResultsFile},
 };
 
-use super::{bits_arg, choice, choice_of, BitsArg, KvCacheArgs};
+use super::{bits_arg, choice, choice_of, is_leader, BitsArg, DistributedArgs, KvCacheArgs};
 
 /// The formats `run` prints and writes.
 const FORMATS: &[Format] = &[Format::Md, Format::Csv, Format::Json, Format::Jsonl];
@@ -118,6 +118,8 @@ pub struct RunArgs {
     /// Print every trial's numbers to stderr.
     #[arg(long, short)]
     verbose: bool,
+    #[command(flatten)]
+    distributed: DistributedArgs,
 }
 
 impl RunArgs {
@@ -271,8 +273,13 @@ pub fn run(args: RunArgs) -> Result<bool> {
     let settings = args.settings(device_kind)?;
     let points = args.axes().expand()?;
     let info = device::select(device_kind)?;
+    let group = args.distributed.join()?;
+    if group.is_some() && points.iter().any(|p| p.engine != Engine::Mlxbench) {
+        anyhow::bail!("--engine mlx-lm does not run tensor-parallel here: run mlx_lm.benchmark under mlx.launch for it");
+    }
+    let leader = is_leader(group);
     let hardware = hwinfo::detect();
-    let file = match (&args.output, args.no_save) {
+    let file = match (&args.output, args.no_save || !leader) {
         (_, true) => None,
         (Some(path), false) => Some(ResultsFile::open(path, Format::from_path(path).unwrap_or(Format::Csv))?),
         (None, false) => Some(ResultsFile::open(&default_output(), Format::Csv)?),
@@ -297,7 +304,10 @@ pub fn run(args: RunArgs) -> Result<bool> {
         Repeats::Auto { target, .. } => Some(target),
         Repeats::Fixed(_) => None,
     };
-    let bar = ProgressBar::new(points.len() as u64 * trials_per_point);
+    let bar = match leader {
+        true => ProgressBar::new(points.len() as u64 * trials_per_point),
+        false => ProgressBar::hidden(),
+    };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -309,6 +319,12 @@ pub fn run(args: RunArgs) -> Result<bool> {
     stop_on_ctrl_c();
     let records = Session::new(settings, context, peak_gbps, &mut progress).with_gpu_monitor(gpu).run(&points)?;
     progress.bar.finish_and_clear();
+    if !leader {
+        return Ok(records.iter().all(|r| r.status == Status::Ok));
+    }
+    if let Some(group) = group {
+        eprintln!("tensor-parallel over {} ranks ({} backend); per-rank peak memory is in JSON results", group.size(), group.backend());
+    }
     print!("{}", records.render(args.format)?);
     if let Some(file) = &progress.file {
         eprintln!("results: {}", file.path().display());

@@ -416,6 +416,7 @@ impl Blueprint {
                     },
                     top_k: *top_k as i32,
                     routing: *routing,
+                    reduce: loader.store.reduce_group(&format!("{}.weight", down_proj.path)),
                 }),
             };
             let window = plan.window.map(|w| w as i32);

@@ -17,6 +17,7 @@ use mlx_rs::{
 
 use crate::{
     config::{QuantParams, QuantizationConfig},
+    distributed::Group,
     error::{Error, Result},
     weights::WeightStore,
 };
@@ -124,10 +125,12 @@ impl Weight {
     }
 }
 
-/// `y = x·Wᵀ + b`.
+/// `y = x·Wᵀ + b`; in a tensor-parallel group, when this rank holds a slice of the input
+/// features, `y = all_sum(x·Wᵀ) + b` (mlx-lm's `ShardedToAllLinear`).
 pub struct Linear {
     pub weight: Weight,
     pub bias: Option<Array>,
+    pub reduce: Option<Group>,
 }
 
 impl Linear {
@@ -141,11 +144,20 @@ impl Linear {
     ) -> Result<Self> {
         let weight = Weight::load(store, path, in_dim, out_dim, quantization)?;
         let bias = if bias { Some(store.take_shaped(&format!("{path}.bias"), &[out_dim as i32])?) } else { None };
-        Ok(Self { weight, bias })
+        let reduce = store.reduce_group(&format!("{path}.weight"));
+        Ok(Self { weight, bias, reduce })
+    }
+
+    /// A layer of these weights, on one process.
+    pub fn new(weight: Weight, bias: Option<Array>) -> Self {
+        Self { weight, bias, reduce: None }
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let y = self.weight.matmul_t(x)?;
+        let mut y = self.weight.matmul_t(x)?;
+        if let Some(group) = &self.reduce {
+            y = group.all_sum(&y)?;
+        }
         Ok(match &self.bias {
             Some(b) => y.add(b)?,
             None => y,

@@ -30,7 +30,7 @@ fn default_num_experts_per_tok() -> usize {
 pub fn blueprint(c: &ModelConfig) -> Result<Blueprint> {
     let args: ModelArgs = c.keys()?;
     super::check_experts(c, args.num_local_experts, args.num_experts_per_tok)?;
-    let head_dim = c.hidden_size / c.num_attention_heads;
+    let head_dim = c.hidden_per_head();
     let shape = AttentionShape::of(c, head_dim);
     let rope = RopeSpec::Standard { dims: head_dim, base: c.rope_theta.unwrap_or(1_000_000.0), traditional: c.rope_traditional, scaling: None };
     let layers = layer_plans(c, |_, p| LayerPlan {

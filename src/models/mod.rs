@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     cache::{KvCache, KvCacheOptions},
     config::{ModelConfig, QuantParams},
+    distributed::{self, shard},
     error::{Error, Result},
     weights::WeightStore,
 };
@@ -214,12 +215,25 @@ pub struct LoadedModel {
     pub footprint: Footprint,
 }
 
-/// Loads the MLX-format model in `dir` (config.json + safetensors).
+/// Loads the MLX-format model in `dir` (config.json + safetensors). In a distributed group
+/// ([`distributed::current`]) each rank loads its tensor-parallel share (`distributed::shard`);
+/// the footprint is the whole model's either way.
 pub fn load(dir: &Path) -> Result<LoadedModel> {
     let config = ModelConfig::from_dir(dir)?;
-    let store = WeightStore::open(dir)?;
+    let mut store = WeightStore::open(dir)?;
     let architecture = architecture(&config, &|name| store.contains(name))?;
     let footprint = Footprint::of(&architecture.modules(), &store);
-    let model = architecture.load(&config, store)?;
+    let model = match distributed::current() {
+        None => architecture.load(&config, store)?,
+        Some(group) => {
+            let share = shard::split_config(&config, group.size())?;
+            store.shard(shard::Sharding { group: group.clone(), fused: shard::fused_parts(&config) });
+            architecture_of(&share, &store)?.load(&share, store)?
+        }
+    };
     Ok(LoadedModel { config, model, footprint })
+}
+
+fn architecture_of(config: &ModelConfig, store: &WeightStore) -> Result<Architecture> {
+    architecture(config, &|name| store.contains(name))
 }

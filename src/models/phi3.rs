@@ -55,7 +55,7 @@ fn rope(c: &ModelConfig, args: &ModelArgs, dims: usize) -> Result<RopeSpec> {
 
 pub fn blueprint(c: &ModelConfig) -> Result<Blueprint> {
     let args: ModelArgs = c.keys()?;
-    let head_dim = c.hidden_size / c.num_attention_heads;
+    let head_dim = c.hidden_per_head();
     let shape = AttentionShape::of(c, head_dim);
     let rope = rope(c, &args, (head_dim as f64 * args.partial_rotary_factor) as usize)?;
     let layers = layer_plans(c, |_, p| LayerPlan {

@@ -6,7 +6,7 @@ use crate::{config::ModelConfig, error::Result};
 /// none, tied embeddings by default.
 pub fn spec(c: &ModelConfig) -> Result<DecoderSpec> {
     Ok(DecoderSpec {
-        head_dim: c.hidden_size / c.num_attention_heads,
+        head_dim: c.hidden_per_head(),
         qkv_bias: true,
         o_bias: false,
         mlp_bias: false,

@@ -129,7 +129,8 @@ pub fn send(base_url: &str, options: &ClientOptions, spec: &RequestSpec, timeout
         Err(ureq::Error::Transport(t)) => {
             let kind = match t.kind() {
                 ureq::ErrorKind::Io if t.to_string().to_lowercase().contains("timed out") => ErrorKind::Timeout,
-                ureq::ErrorKind::Io => ErrorKind::StreamCut,
+                // Reset or closed before the status line: the server dropped the request without
+                // answering (an overflowing accept queue does this), which is no stream cut.
                 _ => ErrorKind::Connect,
             };
             return fail(record, kind, format!("{url}: {t}"));

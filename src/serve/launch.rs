@@ -48,7 +48,7 @@ pub struct LaunchSpec {
     pub extra_args: Vec<String>,
     /// How long a server may take to answer `/health` with 200.
     pub ready_timeout: Duration,
-    /// Where each server's output goes (`server-<port>.log`).
+    /// Where each server's output goes (`server-<port>.log`, appended to).
     pub log_dir: PathBuf,
 }
 
@@ -101,7 +101,17 @@ impl Servers {
             port = free_port(port, &taken)?;
             taken.insert(port);
             let log_path = spec.log_dir.join(format!("server-{port}.log"));
-            let log = std::fs::File::create(&log_path).map_err(|source| Error::Io { path: log_path.clone(), source })?;
+            // Appended to: each server setting of a sweep restarts the servers on the same ports.
+            let mut log = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .map_err(|source| Error::Io { path: log_path.clone(), source })?;
+            let banner = format!(
+                "==== mlxbench: starting mlx_lm.server (decode concurrency {:?}, prompt concurrency {:?}, kv bits {:?}) ====\n",
+                spec.decode_concurrency, spec.prompt_concurrency, spec.kv_bits
+            );
+            std::io::Write::write_all(&mut log, banner.as_bytes()).map_err(|source| Error::Io { path: log_path.clone(), source })?;
             let log_err = log.try_clone().map_err(|source| Error::Io { path: log_path.clone(), source })?;
             let mut command = Command::new(&spec.python);
             command.args(["-m", "mlx_lm.server", "--model", &spec.model, "--host", "127.0.0.1", "--port", &port.to_string()]);

@@ -10,7 +10,7 @@ use crate::measure::stats::percentile;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
-    /// No connection (refused, unreachable, DNS).
+    /// No connection (refused, unreachable, DNS), or one reset or closed before any answer.
     Connect,
     /// No answer, or the stream stalled, within the request timeout (or the run's deadline).
     Timeout,

@@ -31,3 +31,19 @@ pub fn run_context(repeats: usize) -> mlxbench::bench::RunContext {
         target_ci_pct: None,
     }
 }
+
+/// Waits for `child` at most `limit`; kills it and fails the test (naming `what`, with its
+/// stderr) when it hangs.
+#[allow(dead_code)] // for the test crates that start processes
+pub fn wait_bounded(mut child: std::process::Child, limit: std::time::Duration, what: &str) -> std::process::Output {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!("{what} did not end within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+}

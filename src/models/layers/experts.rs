@@ -12,7 +12,7 @@ use mlx_rs::{
 };
 
 use super::{activations::swiglu, Linear, Quantized};
-use crate::{config::QuantizationConfig, error::Result, weights::WeightStore};
+use crate::{config::QuantizationConfig, distributed::Group, error::Result, weights::WeightStore};
 
 /// mlx-lm sorts the token-expert pairs by expert before the gathered matmuls from this many
 /// pairs on (`indices.size >= 64` in `SwitchGLU`), so that each expert's rows are contiguous.
@@ -114,6 +114,9 @@ pub struct SparseMoe {
     pub experts: SwitchGlu,
     pub top_k: i32,
     pub routing: Routing,
+    /// In a tensor-parallel group, where each rank holds a slice of every expert's features: the
+    /// group the combined output is summed over (mlx-lm's `sharding_group`).
+    pub reduce: Option<Group>,
 }
 
 impl SparseMoe {
@@ -143,10 +146,14 @@ impl SparseMoe {
         let (indices, scores) = self.route(x)?;
         let y = self.experts.forward(x, &indices)?;
         let combined = y.multiply(scores.expand_dims(-1)?)?.sum_axis(-2, None)?;
-        Ok(match self.routing {
+        let combined = match self.routing {
             // Qwen3-MoE casts back to the experts' dtype (float32 scores could widen it).
             Routing::SoftmaxThenTopK { .. } => combined.as_dtype(y.dtype())?,
             Routing::TopKThenSoftmax => combined,
+        };
+        Ok(match &self.reduce {
+            Some(group) => group.all_sum(&combined)?,
+            None => combined,
         })
     }
 }
