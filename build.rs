@@ -35,15 +35,16 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DEP_MLX_LIB_DIR");
     println!("cargo:rerun-if-env-changed=DEP_MLX_MACOS_DEPLOYMENT_TARGET");
     println!("cargo:rustc-env=MLXBENCH_GIT_COMMIT={}", git_commit());
-    for path in [".git/HEAD", ".git/index"] {
+    // The sources too: an edit after the last commit makes the build `-dirty`.
+    for path in [".git/HEAD", ".git/index", "src", "benches", "Cargo.toml"] {
         if std::path::Path::new(path).exists() {
             println!("cargo:rerun-if-changed={path}");
         }
     }
 }
 
-/// The commit being built, `-dirty` when tracked files differ from it (as of the last build
-/// script run), `unknown` outside a git checkout.
+/// The commit being built, `-dirty` when tracked files differ from it, `unknown` outside a git
+/// checkout.
 fn git_commit() -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")

@@ -16,6 +16,7 @@ use crate::{
     bench::{ids::model_label, RunPoint, RunRecord, Status},
     error::{Error, Result},
     measure::{MetricSummaries, Summary},
+    units::significant_bytes,
 };
 
 /// One plotted point: the median, with the trials' range.
@@ -120,7 +121,7 @@ impl Setting {
     }
 }
 
-/// The y description of charts of memory, whose ticks are written in binary units.
+/// The y description of charts of memory, whose ticks are written in decimal units (as every report writes bytes).
 const BYTES: &str = "memory";
 
 type Metric = fn(&MetricSummaries) -> Option<&Summary>;
@@ -273,7 +274,7 @@ fn svg(chart: &Chart) -> Result<String> {
             .light_line_style(TRANSPARENT)
             .x_labels(x_labels)
             .x_label_formatter(&tick)
-            .y_label_formatter(&|v| if chart.y_desc == BYTES { bytes(*v) } else { si(*v) })
+            .y_label_formatter(&|v| if chart.y_desc == BYTES { significant_bytes(*v) } else { si(*v) })
             .x_desc(chart.x_desc)
             .y_desc(chart.y_desc)
             .draw()
@@ -314,21 +315,6 @@ fn cell_with(summary: Option<&Summary>, show: impl Fn(f64) -> String) -> String 
 
 fn cell(summary: Option<&Summary>, decimals: usize) -> String {
     cell_with(summary, |v| format!("{v:.decimals$}"))
-}
-
-/// Bytes in binary units: `512 B`, `3.2 MiB`, `12.64 GiB`.
-fn bytes(v: f64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = v;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{value:.0} B"),
-        _ => format!("{value:.2} {}", UNITS[unit]),
-    }
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
@@ -399,8 +385,8 @@ pub fn render_html(records: &[RunRecord]) -> Result<String> {
             cell(s.and_then(|s| s.prompt_tps.as_ref()), 1),
             cell(s.and_then(|s| s.generation_tps.as_ref()), 1),
             cell(s.and_then(|s| s.ttft_ms.as_ref()), 1),
-            cell_with(s.and_then(|s| s.peak_memory_bytes.as_ref()), bytes),
-            cell_with(s.and_then(|s| s.kv_cache_bytes.as_ref()), bytes),
+            cell_with(s.and_then(|s| s.peak_memory_bytes.as_ref()), significant_bytes),
+            cell_with(s.and_then(|s| s.kv_cache_bytes.as_ref()), significant_bytes),
             cell(s.and_then(|s| s.joules_per_token.as_ref()), 3),
         ));
     }
@@ -436,12 +422,5 @@ mod tests {
         assert_eq!(si(2_000_000.0), "2M");
         assert_eq!(si(1.5e9), "1.5G");
         assert_eq!(si(0.25), "0.25");
-    }
-
-    #[test]
-    fn bytes_read_in_binary_units() {
-        assert_eq!(bytes(512.0), "512 B");
-        assert_eq!(bytes(1536.0), "1.50 KiB");
-        assert_eq!(bytes(12_642_321_400.0), "11.77 GiB");
     }
 }
