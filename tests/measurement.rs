@@ -469,3 +469,26 @@ fn memory_drift_is_a_least_squares_slope_with_its_interval() {
     assert_eq!(record.leaks(8_999), Some(true));
     assert_eq!(record.leaks(9_000), Some(false));
 }
+
+#[test]
+fn thermal_states_count_throttled_trials_and_travel_through_every_format() {
+    use mlxbench::{hwinfo::thermal::ThermalState, report::read::read_records};
+    let mut hot = record("mac", Status::Ok, 4);
+    let states = [Some(ThermalState::Nominal), Some(ThermalState::Fair), Some(ThermalState::Serious), Some(ThermalState::Critical)];
+    for (trial, state) in hot.trials.iter_mut().zip(states) {
+        trial.thermal_state = state;
+    }
+    assert_eq!(hot.throttled_trials(), 2, "serious and critical slow a Mac down; fair does not");
+    let cool = record("linux", Status::Ok, 3);
+    assert_eq!(cool.throttled_trials(), 0);
+    // JSON of a machine that tells nothing is unchanged: no thermal_state key at all.
+    assert!(!serde_json::to_string(&cool).unwrap().contains("thermal_state"));
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["r.json", "r.csv"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, [hot.clone()].render(Format::from_path(&path).unwrap()).unwrap()).unwrap();
+        let back = read_records(&path).unwrap();
+        let read: Vec<_> = back[0].trials.iter().map(|t| t.thermal_state).collect();
+        assert_eq!(read, states, "{name}");
+    }
+}

@@ -205,6 +205,12 @@ impl RunRecord {
 }
 
 impl RunRecord {
+    /// Measured trials during which macOS reported a thermal state that slows the machine down
+    /// (serious or critical).
+    pub fn throttled_trials(&self) -> usize {
+        self.trials.iter().filter(|t| t.thermal_state.is_some_and(|s| s.throttles())).count()
+    }
+
     /// Whether this configuration leaks: its active memory grew across its trials by more than
     /// `threshold` bytes (slope × (trials − 1)), even at the low end of the slope's 95% interval.
     /// `None` without a trend (fewer than 3 trials).

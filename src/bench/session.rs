@@ -21,7 +21,7 @@ use crate::{
     distributed::{self, Group, GroupInfo},
     error::{Error, Result},
     hub,
-    hwinfo::telemetry::GpuMonitor,
+    hwinfo::{telemetry::GpuMonitor, thermal},
     measure::{run_trial, MetricSummaries, TrialMetrics},
     models::{self, LoadedModel},
     prompt::{build_prompts, PromptKind, Tokens},
@@ -396,10 +396,15 @@ impl<'o> Session<'o> {
         }
         self.trials_done += 1;
         let mark = self.gpu.as_ref().map(GpuMonitor::begin);
+        let thermal_at_start = thermal::current();
         let outcome = match catch_unwind(AssertUnwindSafe(|| trial(point.engine, self, point, prompt))) {
             Ok(outcome) => outcome,
             Err(panic) => Err(guarded::<()>(|| std::panic::resume_unwind(panic)).unwrap_err()),
         };
+        let outcome = outcome.map(|mut metrics| {
+            metrics.thermal_state = thermal::hottest(thermal_at_start, thermal::current());
+            metrics
+        });
         Some(match (outcome, self.gpu.as_ref().zip(mark)) {
             (Ok(metrics), Some((gpu, mark))) => Ok(metrics.with_gpu(gpu.end(mark), point.batch)),
             (outcome, _) => outcome,

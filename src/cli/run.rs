@@ -261,6 +261,30 @@ fn warn_imprecise(records: &[RunRecord], target: f64) {
     }
 }
 
+/// One warning line per configuration with trials that ran while macOS slowed the Mac down to
+/// cool it (thermal state serious or critical).
+fn warn_throttled(records: &[RunRecord]) {
+    for r in records {
+        let throttled = r.throttled_trials();
+        if throttled > 0 {
+            let p = &r.point;
+            let hottest = r.trials.iter().filter_map(|t| t.thermal_state).max().map_or("", |s| s.as_str());
+            eprintln!(
+                "warning: {} ({}, kv {}, p{} g{} b{} d{}): {throttled} of {} trials ran throttled (macOS thermal state up to {hottest}): \
+                 their rates are lower than a cool Mac's; let it cool (or use --delay) and run again",
+                p.model,
+                p.engine,
+                p.kv_bits.map_or("none".into(), |b| b.to_string()),
+                p.n_prompt,
+                p.n_generate,
+                p.batch,
+                p.depth,
+                r.trials.len()
+            );
+        }
+    }
+}
+
 fn default_output() -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     PathBuf::from("results").join(format!("run-{stamp}.csv"))
@@ -336,6 +360,7 @@ pub fn run(args: RunArgs) -> Result<bool> {
     if let Some(target) = target {
         warn_imprecise(&records, target);
     }
+    warn_throttled(&records);
     let leaking = args.leak_check.is_some() && !leak_verdicts(&records, args.leak_threshold);
     if stop_requested() {
         eprintln!("stopped (Ctrl-C): {} of {} configurations finished and saved", records.len(), points.len());

@@ -9,6 +9,7 @@ mod linux;
 mod macos;
 mod parse;
 pub mod telemetry;
+pub mod thermal;
 
 use serde::{Deserialize, Serialize};
 

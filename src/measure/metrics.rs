@@ -6,7 +6,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::stats::{percentile, sorted, Summary};
-use crate::hwinfo::telemetry::{joules_per_token, GpuTelemetry};
+use crate::hwinfo::{
+    telemetry::{joules_per_token, GpuTelemetry},
+    thermal::ThermalState,
+};
 
 /// Host-side timestamps of one trial, each measured from the moment the prompt's tokens are on
 /// the device (`t = 0`), and the shape of what was run.
@@ -116,6 +119,9 @@ pub struct TrialMetrics {
     /// The trial's GPU energy over the tokens it generated (all sequences), J.
     #[serde(default)]
     pub joules_per_token: Option<f64>,
+    /// The Mac's thermal state, the hotter of the trial's start and end (macOS only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thermal_state: Option<ThermalState>,
 }
 
 fn per_second(count: usize, time: Duration) -> Option<f64> {
@@ -161,6 +167,7 @@ impl TrialMetrics {
             token_ms: t.token_times.iter().copied().map(ms).collect(),
             gpu: None,
             joules_per_token: None,
+            thermal_state: None,
         }
     }
 

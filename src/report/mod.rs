@@ -179,6 +179,9 @@ pub struct CsvRow {
     pub gpu_utilisation_pct: Option<u32>,
     pub gpu_throttle_reasons: String,
     pub joules_per_token: Option<f64>,
+    /// The Mac's thermal state during the trial (macOS only; empty elsewhere).
+    #[serde(default)]
+    pub thermal_state: String,
 }
 
 impl CsvRow {
@@ -244,6 +247,7 @@ impl CsvRow {
                 gpu_utilisation_pct: gpu.and_then(|g| g.utilisation_pct),
                 gpu_throttle_reasons: gpu.map_or_else(String::new, |g| g.throttle_reasons.join(";")),
                 joules_per_token: trial.and_then(|t| t.joules_per_token),
+                thermal_state: trial.and_then(|t| t.thermal_state).map_or_else(String::new, |s| s.as_str().into()),
             }
         };
         if record.trials.is_empty() {

@@ -10,7 +10,7 @@ use crate::{
     choice::Choice,
     config::parse_bits_or_none,
     error::{Error, Result},
-    hwinfo::telemetry::GpuTelemetry,
+    hwinfo::{telemetry::GpuTelemetry, thermal::ThermalState},
     measure::{metrics::DecodeWindow, TrialMemory, TrialMetrics},
 };
 
@@ -139,5 +139,6 @@ fn trial_of(row: &CsvRow) -> TrialMetrics {
             thermal_limited_ms: None,
         }),
         joules_per_token: row.joules_per_token,
+        thermal_state: ThermalState::from_name(&row.thermal_state),
     }
 }
