@@ -236,23 +236,30 @@ impl Observer for Progress {
     }
 }
 
+/// A configuration as warnings name it: `model (engine, kv 4, p512 g128 b1 d0)`.
+fn point_label(p: &RunPoint) -> String {
+    format!(
+        "{} ({}, kv {}, p{} g{} b{} d{})",
+        p.model,
+        p.engine,
+        p.kv_bits.map_or("none".into(), |b| b.to_string()),
+        p.n_prompt,
+        p.n_generate,
+        p.batch,
+        p.depth
+    )
+}
+
 /// One warning line per configuration whose decode rate stayed less precise than `target`.
 fn warn_imprecise(records: &[RunRecord], target: f64) {
     for r in records {
         let Some(summary) = r.summary.as_ref().and_then(|s| s.precision_metric()) else { continue };
         let width = summary.relative_ci_half_width();
         if width.is_none_or(|w| w > target) {
-            let p = &r.point;
             eprintln!(
-                "warning: {} ({}, kv {}, p{} g{} b{} d{}): the median rate's 95% interval is {} after {} trials, \
+                "warning: {}: the median rate's 95% interval is {} after {} trials, \
                  wider than ±{:.1}%: this machine is noisy (more --max-time, or fewer other loads)",
-                p.model,
-                p.engine,
-                p.kv_bits.map_or("none".into(), |b| b.to_string()),
-                p.n_prompt,
-                p.n_generate,
-                p.batch,
-                p.depth,
+                point_label(&r.point),
                 width.map_or("undefined".into(), |w| format!("±{:.1}%", w * 100.0)),
                 summary.samples.len(),
                 target * 100.0
@@ -267,18 +274,11 @@ fn warn_throttled(records: &[RunRecord]) {
     for r in records {
         let throttled = r.throttled_trials();
         if throttled > 0 {
-            let p = &r.point;
             let hottest = r.trials.iter().filter_map(|t| t.thermal_state).max().map_or("", |s| s.as_str());
             eprintln!(
-                "warning: {} ({}, kv {}, p{} g{} b{} d{}): {throttled} of {} trials ran throttled (macOS thermal state up to {hottest}): \
+                "warning: {}: {throttled} of {} trials ran throttled (macOS thermal state up to {hottest}): \
                  their rates are lower than a cool Mac's; let it cool (or use --delay) and run again",
-                p.model,
-                p.engine,
-                p.kv_bits.map_or("none".into(), |b| b.to_string()),
-                p.n_prompt,
-                p.n_generate,
-                p.batch,
-                p.depth,
+                point_label(&r.point),
                 r.trials.len()
             );
         }
@@ -398,11 +398,9 @@ fn leak_verdicts(records: &[RunRecord], threshold: u64) -> bool {
         let steps = n.saturating_sub(1) as f64;
         clean &= !leaks;
         eprintln!(
-            "{} {} ({}, kv {}): active memory {:+.0} B per trial [{:+.0}, {:+.0}] over {n} trials, {:+.0} B in all: {}",
+            "{} {}: active memory {:+.0} B per trial [{:+.0}, {:+.0}] over {n} trials, {:+.0} B in all: {}",
             if leaks { "LEAK" } else { "ok  " },
-            r.point.model,
-            r.point.engine,
-            r.point.kv_bits.map_or("none".into(), |b| b.to_string()),
+            point_label(&r.point),
             fit.slope,
             fit.slope_ci95[0],
             fit.slope_ci95[1],
