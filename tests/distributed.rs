@@ -214,6 +214,28 @@ fn records_carry_the_group_and_only_rank_0_reports() {
 }
 
 #[test]
+fn speedup_runs_alone_then_as_a_group_and_prints_the_ratios() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = write(&synth::preset_config("tiny", Some(Arch::Llama)).unwrap(), Some(4), &dir.path().join("tiny"));
+    let results = dir.path().join("results.jsonl");
+    let mut command = mlxbench();
+    command.args(["launch", "-n", "2", "--speedup", "--", "run", "--model"]).arg(&model);
+    command.args(["-p", "32", "-n", "8", "--repeats", "2", "--device", "cpu", "-o"]).arg(&results);
+    let out = run(command, "launch --speedup");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&results).unwrap();
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 2, "one record alone, then one from the group");
+    assert!(records[0].get("distributed").is_none());
+    assert_eq!(records[1]["distributed"]["size"], json!(2));
+    let table = stdout.split("2 ranks ÷ one process").nth(1).unwrap_or_else(|| panic!("no speed-up table: {stdout}"));
+    let row = table.lines().find(|l| l.starts_with(&format!("| {} |", model.display()))).unwrap_or_else(|| panic!("{table}"));
+    // Every ratio is a number with its interval: `0.5× [0.4, 0.6]`.
+    assert_eq!(row.matches('×').count(), 4, "{row}");
+}
+
+#[test]
 fn bad_setups_are_errors_that_name_the_culprit() {
     let dir = tempfile::tempdir().unwrap();
     let model = write(&synth::preset_config("tiny", Some(Arch::Llama)).unwrap(), None, &dir.path().join("tiny"));
@@ -235,6 +257,8 @@ fn bad_setups_are_errors_that_name_the_culprit() {
     expect_error(&["launch", "-n", "2", "--", "info"], &["launch starts `mlxbench run` or `mlxbench generate`"]);
     // The ring backend without a launcher's environment.
     expect_error(&[&generate[..], &["--distributed", "ring"][..]].concat(), &["ring", "MLX_HOSTFILE"]);
+    expect_error(&[&["launch", "-n", "2", "--speedup", "--"][..], &generate[..]].concat(), &["--speedup compares `run` results"]);
+    expect_error(&["launch", "-n", "2", "--speedup", "--", "run", "--model", m, "-o", "r.csv"], &["JSON or JSON lines", "r.csv"]);
     let hostfile = dir.path().join("hosts.json");
     std::fs::write(&hostfile, r#"[["127.0.0.1:1"]]"#).unwrap();
     expect_error(

@@ -17,7 +17,7 @@ pub mod settings;
 
 pub use config::BenchConfig;
 pub use plan::{kv_label, Axes, RunPoint};
-pub use record::{ModelSize, RunContext, RunRecord, Status};
+pub use record::{group_speedups, ModelSize, RunContext, RunRecord, Status};
 pub use session::{guarded, Observer, PreparedModel, Session, Silent, TrialKind};
 pub use engine::Engine;
 pub use settings::{Repeats, Settings};

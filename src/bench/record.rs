@@ -242,7 +242,8 @@ impl Ratio {
     }
 }
 
-/// Two engines on one setting: ratios of their medians (first engine over the second).
+/// Two measurements of one setting: ratios of their medians, the first over the second (two
+/// engines, or a tensor-parallel group over one process).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineRatio {
     /// The setting, with the first engine.
@@ -255,29 +256,44 @@ pub struct EngineRatio {
     pub peak_memory_bytes: Option<Ratio>,
 }
 
+impl EngineRatio {
+    /// `ours` over `theirs`, when both measured successfully.
+    fn between(ours: &RunRecord, theirs: &RunRecord) -> Option<Self> {
+        let ok = |r: &RunRecord| r.status == Status::Ok;
+        let (a, b) = (ours.summary.as_ref().filter(|_| ok(ours))?, theirs.summary.as_ref().filter(|_| ok(theirs))?);
+        let seed = seed_for(&format!("{:?}", ours.point));
+        Some(EngineRatio {
+            point: ours.point.clone(),
+            against: theirs.point.engine,
+            generation_tps_robust: Ratio::of(a.generation_tps_robust.as_ref(), b.generation_tps_robust.as_ref(), seed),
+            prompt_tps: Ratio::of(a.prompt_tps.as_ref(), b.prompt_tps.as_ref(), seed),
+            ttft_ms: Ratio::of(a.ttft_ms.as_ref(), b.ttft_ms.as_ref(), seed),
+            peak_memory_bytes: Ratio::of(a.peak_memory_bytes.as_ref(), b.peak_memory_bytes.as_ref(), seed),
+        })
+    }
+}
+
 /// mlxbench's engine against mlx-lm's on every setting both measured successfully, in record
 /// order.
 pub fn engine_ratios(records: &[RunRecord]) -> Vec<EngineRatio> {
-    let ok = |r: &&RunRecord| r.status == Status::Ok && r.summary.is_some();
     records
         .iter()
-        .filter(ok)
         .filter(|r| r.point.engine == Engine::Mlxbench)
         .filter_map(|ours| {
             let theirs = records
                 .iter()
-                .filter(ok)
+                .filter(|r| r.status == Status::Ok)
                 .find(|r| r.point.engine == Engine::MlxLm && r.point.same_setting(&ours.point) && r.context == ours.context)?;
-            let (a, b) = (ours.summary.as_ref()?, theirs.summary.as_ref()?);
-            let seed = seed_for(&format!("{:?}", ours.point));
-            Some(EngineRatio {
-                point: ours.point.clone(),
-                against: Engine::MlxLm,
-                generation_tps_robust: Ratio::of(a.generation_tps_robust.as_ref(), b.generation_tps_robust.as_ref(), seed),
-                prompt_tps: Ratio::of(a.prompt_tps.as_ref(), b.prompt_tps.as_ref(), seed),
-                ttft_ms: Ratio::of(a.ttft_ms.as_ref(), b.ttft_ms.as_ref(), seed),
-                peak_memory_bytes: Ratio::of(a.peak_memory_bytes.as_ref(), b.peak_memory_bytes.as_ref(), seed),
-            })
+            EngineRatio::between(ours, theirs)
         })
+        .collect()
+}
+
+/// A tensor-parallel group's records over one process's records of the same points (the decode
+/// speed-up of `mlxbench launch --speedup`), in the group's record order.
+pub fn group_speedups(group: &[RunRecord], alone: &[RunRecord]) -> Vec<EngineRatio> {
+    group
+        .iter()
+        .filter_map(|many| EngineRatio::between(many, alone.iter().find(|one| one.point == many.point)?))
         .collect()
 }

@@ -14,7 +14,7 @@ pub use file::{write_atomically, ResultsFile};
 
 use crate::{
     bench::{
-        record::{engine_ratios, Ratio, RunRecord},
+        record::{engine_ratios, EngineRatio, Ratio, RunRecord},
         Engine,
     },
     choice::choice,
@@ -451,33 +451,42 @@ impl Printer<[RunRecord]> for Markdown {
             ));
         }
         text.push_str(&extras_table(records));
-        let ratios = engine_ratios(records);
-        if !ratios.is_empty() {
-            text.push_str(
-                "\nmlxbench ÷ mlx-lm (ratio of medians, 95% bootstrap interval; above 1 is faster or, for TTFT and \
-                 memory, more):\n\n\
-                 | model | kv | batch | depth | prompt | gen | gen t/s (robust) | prompt t/s | TTFT | peak memory |\n\
-                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-            );
-            for ratio in &ratios {
-                let p = &ratio.point;
-                text.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                    md_cell(&p.model),
-                    p.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
-                    p.batch,
-                    p.depth,
-                    p.n_prompt,
-                    p.n_generate,
-                    ratio_cell(ratio.generation_tps_robust),
-                    ratio_cell(ratio.prompt_tps),
-                    ratio_cell(ratio.ttft_ms),
-                    ratio_cell(ratio.peak_memory_bytes),
-                ));
-            }
-        }
+        text.push_str(&ratio_table(
+            "mlxbench ÷ mlx-lm (ratio of medians, 95% bootstrap interval; above 1 is faster or, for TTFT and memory, more)",
+            &engine_ratios(records),
+        ));
         Ok(text)
     }
+}
+
+/// A table of ratios under `title` (empty when there are none): per setting, the robust decode
+/// rate, prompt rate, TTFT and peak memory, each a ratio of medians with its interval.
+pub fn ratio_table(title: &str, ratios: &[EngineRatio]) -> String {
+    if ratios.is_empty() {
+        return String::new();
+    }
+    let mut text = format!(
+        "\n{title}:\n\n\
+         | model | kv | batch | depth | prompt | gen | gen t/s (robust) | prompt t/s | TTFT | peak memory |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for ratio in ratios {
+        let p = &ratio.point;
+        text.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            md_cell(&p.model),
+            p.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+            p.batch,
+            p.depth,
+            p.n_prompt,
+            p.n_generate,
+            ratio_cell(ratio.generation_tps_robust),
+            ratio_cell(ratio.prompt_tps),
+            ratio_cell(ratio.ttft_ms),
+            ratio_cell(ratio.peak_memory_bytes),
+        ));
+    }
+    text
 }
 
 /// Loading, the cold trial, memory drift and energy per configuration, for the records that
