@@ -108,7 +108,8 @@ pub enum Outcome {
     /// the command's own verdict (an error it printed, or `run`'s "a configuration failed").
     Verdict(i32),
     /// A rank failed (killed by a signal, or exited non-zero while rank 0 succeeded or had to be
-    /// stopped): the first to fail.
+    /// stopped): one killed by a signal if any (the cause: its peers then fail on the lost
+    /// connection), else the first seen to fail.
     RankFailed { rank: usize, status: ExitStatus },
 }
 
@@ -225,6 +226,10 @@ impl Ranks {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // A rank killed by a signal is the cause; its peers exit with errors about the lost
+        // connection, possibly seen in the same poll.
+        let signalled = statuses.iter().position(|s| s.is_some_and(|s| s.code().is_none()));
+        let first_failure = signalled.or(first_failure);
         let stopped = statuses.iter().any(Option::is_none);
         self.stop(grace);
         // Every rank has ended: its stderr reaches its end, and the tails are complete.
@@ -285,6 +290,32 @@ mod tests {
         ports.dedup();
         assert_eq!(ports.len(), 4);
         assert!(hosts.iter().all(|h| h[0].starts_with("127.0.0.1:")));
+    }
+
+    /// The outcome of `script` run by `sh` on every rank of a 2-rank ring (`$MLX_RANK` tells
+    /// them apart).
+    fn outcome_of(script: &str) -> Outcome {
+        let hosts = local_hostfile(2).unwrap();
+        let args = ["-c".to_string(), script.to_string()];
+        let mut ranks = Ranks::start(Path::new("/bin/sh"), &args, &Rendezvous::Ring(hosts), false).unwrap();
+        ranks.wait(Duration::from_secs(2)).unwrap()
+    }
+
+    #[test]
+    fn the_outcome_names_the_rank_that_caused_it() {
+        assert!(matches!(outcome_of("exit 0"), Outcome::Succeeded));
+        // Every rank reports the same failure, and rank 0's code is the command's verdict.
+        assert!(matches!(outcome_of("exit 1"), Outcome::Verdict(1)));
+        // Rank 1 is killed; rank 0 then fails on the lost peer, often within the same poll.
+        for _ in 0..5 {
+            let outcome = outcome_of(r#"if [ "$MLX_RANK" = 1 ]; then kill -9 $$; else sleep 0.005; exit 1; fi"#);
+            assert!(matches!(outcome, Outcome::RankFailed { rank: 1, status } if status.code().is_none()), "{outcome:?}");
+        }
+        // Rank 1 fails while rank 0 would go on: rank 1, and rank 0 is stopped after the grace.
+        let started = Instant::now();
+        let outcome = outcome_of(r#"if [ "$MLX_RANK" = 1 ]; then exit 3; else sleep 30; fi"#);
+        assert!(matches!(outcome, Outcome::RankFailed { rank: 1, status } if status.code() == Some(3)), "{outcome:?}");
+        assert!(started.elapsed() < Duration::from_secs(20), "rank 0 was not stopped");
     }
 
     #[test]
