@@ -138,6 +138,12 @@ impl QuantParams {
     }
 }
 
+/// A number of bits as flags and reports write it: the number, or `none` (what
+/// [`parse_bits_or_none`] reads back).
+pub fn bits_or_none(bits: Option<i32>) -> String {
+    bits.map_or_else(|| "none".into(), |b| b.to_string())
+}
+
 /// Parses a number of bits or `none` (`--kv-bits`, `synth --bits`, `MLXBENCH_KV_BITS`).
 pub fn parse_bits_or_none(s: &str) -> std::result::Result<Option<i32>, String> {
     match s.trim() {

@@ -13,7 +13,7 @@
 //!   `error`, `rng`, `units`).
 //!
 //! Beside them: `synth` (synthetic models), `hwinfo` (the machine), `selftest` (MLX kernels),
-//! `graph` (compute graphs as DOT).
+//! `graph` (compute graphs as DOT), `process` (the process groups mlxbench starts).
 pub mod bench;
 pub mod cache;
 pub mod choice;
@@ -29,6 +29,7 @@ pub mod hwinfo;
 pub mod measure;
 pub mod models;
 pub mod ops;
+pub mod process;
 pub mod prompt;
 pub mod report;
 pub mod rng;

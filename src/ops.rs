@@ -24,30 +24,39 @@ pub fn slice_update(x: &Array, update: &Array, starts: &[i32], stops: &[i32], mo
         Update::Replace => mlx_sys::mlx_slice_update,
         Update::Multiply => mlx_sys::mlx_slice_update_prod,
     };
-    // SAFETY: mlx-c's out-parameter convention: `result` is a fresh handle that the operation
-    // fills; on success an `Array` takes it over (and frees it), on failure it is freed here.
-    unsafe {
-        let mut result = mlx_sys::mlx_array_new();
-        let status = op(
-            &mut result,
-            x.as_ptr(),
-            update.as_ptr(),
-            starts.as_ptr(),
-            starts.len(),
-            stops.as_ptr(),
-            stops.len(),
-            strides.as_ptr(),
-            strides.len(),
-            stream.as_ptr(),
-        );
-        if status != 0 {
-            mlx_sys::mlx_array_free(result);
-            return Err(Error::InvalidOption(format!(
-                "MLX could not update {:?} at {starts:?}..{stops:?} with {:?}",
-                x.shape(),
-                update.shape()
-            )));
-        }
-        Ok(Array::from_ptr(result))
+    // SAFETY: `op` writes its result to the handle it is given.
+    let filled = unsafe {
+        filled_by(|result| {
+            op(
+                result,
+                x.as_ptr(),
+                update.as_ptr(),
+                starts.as_ptr(),
+                starts.len(),
+                stops.as_ptr(),
+                stops.len(),
+                strides.as_ptr(),
+                strides.len(),
+                stream.as_ptr(),
+            )
+        })
+    };
+    filled.ok_or_else(|| {
+        Error::InvalidOption(format!("MLX could not update {:?} at {starts:?}..{stops:?} with {:?}", x.shape(), update.shape()))
+    })
+}
+
+/// Runs an mlx-c operation under its out-parameter convention: `call` gets a fresh array handle
+/// to fill and returns mlx-c's status. The filled array on success (an `Array` takes the handle
+/// over and frees it); `None` on failure, the handle freed here.
+///
+/// # Safety
+/// `call` must be an mlx-c operation that writes its result to the handle it is given.
+pub(crate) unsafe fn filled_by(call: impl FnOnce(*mut mlx_sys::mlx_array) -> i32) -> Option<Array> {
+    let mut result = mlx_sys::mlx_array_new();
+    if call(&mut result) != 0 {
+        mlx_sys::mlx_array_free(result);
+        return None;
     }
+    Some(Array::from_ptr(result))
 }

@@ -85,48 +85,40 @@ impl WeightStore {
         self.tensors.get(name).map(|(a, _)| a.nbytes())
     }
 
+    /// Removes a tensor that must exist, with the file it came from.
+    fn remove(&mut self, name: &str) -> Result<(Array, PathBuf)> {
+        self.tensors.remove(name).ok_or_else(|| Error::MissingTensor { name: name.to_string(), files: self.files.clone() })
+    }
+
     /// Takes a tensor that must exist.
     pub fn take(&mut self, name: &str) -> Result<Array> {
-        let array = self.tensors.remove(name).map(|(a, _)| a).ok_or_else(|| Error::MissingTensor {
-            name: name.to_string(),
-            files: self.files.clone(),
-        })?;
+        let (array, _) = self.remove(name)?;
         self.taken.push(array.clone());
         Ok(array)
     }
 
-    /// Takes a tensor that must exist with exactly this shape.
+    /// Takes a tensor that must exist with exactly this shape; in a tensor-parallel group, this
+    /// rank's share of it when the stored tensor is the group size times `shape` along one axis.
     pub fn take_shaped(&mut self, name: &str, shape: &[i32]) -> Result<Array> {
-        let file = self.tensors.get(name).map(|(_, f)| f.clone());
-        let mut array = self.take(name)?;
-        if let (Some(sharding), true) = (&self.sharding, array.shape() != shape) {
+        let (mut array, file) = self.remove(name)?;
+        if let Some(sharding) = self.sharding.as_ref().filter(|_| array.shape() != shape) {
             let stored = array.shape().to_vec();
-            match sharding.take(name, array.clone(), shape)? {
-                Some((share, split)) => {
-                    if split == Split::Axis(stored.len() - 1) {
-                        self.split_inputs.insert(name.to_string());
-                    }
-                    self.taken.pop();
-                    self.taken.push(share.clone());
-                    array = share;
-                }
-                None => {
-                    return Err(Error::Distributed(format!(
-                        "tensor {name} in {} has shape {stored:?}, which is not {} times this rank's {shape:?} along one axis",
-                        file.unwrap_or_default().display(),
-                        sharding.group.size()
-                    )))
-                }
+            let (share, split) = sharding.take(name, array, shape)?.ok_or_else(|| {
+                Error::Distributed(format!(
+                    "tensor {name} in {} has shape {stored:?}, which is not {} times this rank's {shape:?} along one axis",
+                    file.display(),
+                    sharding.group.size()
+                ))
+            })?;
+            if split == Split::Axis(stored.len() - 1) {
+                self.split_inputs.insert(name.to_string());
             }
+            array = share;
         }
         if array.shape() != shape {
-            return Err(Error::TensorShape {
-                name: name.to_string(),
-                file: file.unwrap_or_default(),
-                expected: shape.to_vec(),
-                found: array.shape().to_vec(),
-            });
+            return Err(Error::TensorShape { name: name.to_string(), file, expected: shape.to_vec(), found: array.shape().to_vec() });
         }
+        self.taken.push(array.clone());
         Ok(array)
     }
 

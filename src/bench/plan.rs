@@ -5,7 +5,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::engine::Engine;
-use crate::error::{Error, Result};
+use crate::{
+    config::bits_or_none,
+    error::{Error, Result},
+};
 
 /// The settings that take a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +97,6 @@ impl Axes {
 
 /// `kv4`, `kv8`, `kvnone`: how ids and tables name a KV setting.
 pub fn kv_label(kv_bits: Option<i32>) -> String {
-    kv_bits.map_or_else(|| "kvnone".to_string(), |b| format!("kv{b}"))
+    format!("kv{}", bits_or_none(kv_bits))
 }
 

@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use mlxbench::{
     bench::group_speedups,
-    distributed::launch::{local_hostfile, local_nccl, read_hostfile, signal_all, Outcome, Ranks, Rendezvous},
+    distributed::launch::{local_hostfile, local_nccl, read_hostfile, Outcome, Ranks, Rendezvous},
+    process::signal_all,
     report::{ratio_table, read::read_records},
 };
 

@@ -14,7 +14,7 @@ use mlxbench::{
     hub, hwinfo,
     serve::{
         client::{Api, ClientOptions, RequestSpec},
-        launch::{self, LaunchSpec, Launcher, MemorySampler, Servers},
+        launch::{LaunchSpec, Launcher, MemorySampler, Servers},
         load::{run_point, Amount, Load, Target},
         markdown,
         metrics::{PointSummary, Slo},
@@ -195,7 +195,7 @@ fn default_output() -> PathBuf {
 /// Ctrl-C: stop every server mlxbench started, and quit (finished points are already saved).
 fn stop_servers_on_ctrl_c() {
     let installed = ctrlc::set_handler(|| {
-        launch::kill_all();
+        mlxbench::process::signal_all(libc::SIGKILL);
         eprintln!("\nstopped (Ctrl-C): launched servers killed; finished points are in the results file");
         std::process::exit(130);
     });

@@ -13,23 +13,25 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    process,
+};
 
 /// A ring hostfile: for each rank, the addresses it listens on.
 pub type Hostfile = Vec<Vec<String>>;
 
+/// `n` distinct ports free on 127.0.0.1 now (bound together, so that no two are the same;
+/// released when this returns, just before the ranks start).
+fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let no_port = |e: std::io::Error| Error::Distributed(format!("no free port on 127.0.0.1 for the ranks: {e}"));
+    let listeners = (0..n).map(|_| TcpListener::bind(("127.0.0.1", 0))).collect::<std::io::Result<Vec<_>>>().map_err(no_port)?;
+    listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<std::io::Result<_>>().map_err(no_port)
+}
+
 /// `ranks` entries of one free 127.0.0.1 port each.
 pub fn local_hostfile(ranks: usize) -> Result<Hostfile> {
-    // Bound together so that no two ranks get one port; released just before the ranks start.
-    let listeners = (0..ranks)
-        .map(|_| TcpListener::bind(("127.0.0.1", 0)))
-        .collect::<std::io::Result<Vec<_>>>()
-        .map_err(|e| Error::Distributed(format!("no free port on 127.0.0.1 for the ring: {e}")))?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| vec![format!("127.0.0.1:{}", a.port())]))
-        .collect::<std::io::Result<Hostfile>>()
-        .map_err(|e| Error::Distributed(format!("no free port on 127.0.0.1 for the ring: {e}")))
+    Ok(free_ports(ranks)?.into_iter().map(|port| vec![format!("127.0.0.1:{port}")]).collect())
 }
 
 /// Reads a ring hostfile (as mlx.launch writes `MLX_HOSTFILE`) that must list `ranks` ranks.
@@ -76,27 +78,7 @@ impl Rendezvous {
 
 /// NCCL's rendezvous on a free 127.0.0.1 port.
 pub fn local_nccl(ranks: usize) -> Result<Rendezvous> {
-    let port = local_hostfile(1)?[0][0].rsplit(':').next().and_then(|p| p.parse().ok()).expect("an ip:port");
-    Ok(Rendezvous::Nccl { ranks, port })
-}
-
-/// Process groups of the ranks running (for a Ctrl-C handler).
-static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-fn signal_group(group: u32, signal: i32) {
-    // SAFETY: kill(2) on a process group this process created; no memory is shared.
-    unsafe {
-        libc::kill(-(group as i32), signal);
-    }
-}
-
-/// Sends `signal` to every running rank (from a signal handler: no allocation, no waiting).
-pub fn signal_all(signal: i32) {
-    if let Ok(groups) = RUNNING.try_lock() {
-        for &group in groups.iter() {
-            signal_group(group, signal);
-        }
-    }
+    Ok(Rendezvous::Nccl { ranks, port: free_ports(1)?[0] })
 }
 
 /// How a launch ended.
@@ -166,7 +148,7 @@ impl Ranks {
             let mut child = command
                 .spawn()
                 .map_err(|e| Error::Distributed(format!("cannot start rank {rank} ({}): {e}", program.display())))?;
-            RUNNING.lock().unwrap_or_else(|e| e.into_inner()).push(child.id());
+            process::register(&child);
             let tail = Arc::new(Mutex::new(VecDeque::new()));
             if let Some(stderr) = child.stderr.take() {
                 let tail = Arc::clone(&tail);
@@ -247,32 +229,15 @@ impl Ranks {
         })
     }
 
-    /// SIGTERM to every rank still running, SIGKILL to those left after `grace`; reaps all.
+    /// SIGTERM to every rank, SIGKILL to those left after `grace`; reaps all.
     fn stop(&mut self, grace: Duration) {
-        for child in &mut self.children {
-            if matches!(child.try_wait(), Ok(None)) {
-                signal_group(child.id(), libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline && self.children.iter_mut().any(|c| matches!(c.try_wait(), Ok(None))) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        for child in &mut self.children {
-            if matches!(child.try_wait(), Ok(None)) {
-                signal_group(child.id(), libc::SIGKILL);
-                let _ = child.wait();
-            }
-        }
+        process::stop(&mut self.children.iter_mut().collect::<Vec<_>>(), grace);
     }
 }
 
 impl Drop for Ranks {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(2));
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        let ids = self.pids();
-        running.retain(|g| !ids.contains(g));
         let _ = std::fs::remove_file(&self.hostfile_path);
     }
 }

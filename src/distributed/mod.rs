@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     choice::{choice, Choice},
     error::{Error, Result},
+    ops,
 };
 
 /// Which of MLX's distributed backends to start, or how to find out.
@@ -251,16 +252,9 @@ impl Group {
     /// Runs one mlx-c collective that fills an array.
     fn collective(&self, what: &str, call: impl FnOnce(*mut mlx_sys::mlx_array, mlx_sys::mlx_stream) -> i32) -> Result<Array> {
         let stream = Stream::thread_local_or_default();
-        // SAFETY: mlx-c's out-parameter convention, as in `ops::slice_update`.
-        unsafe {
-            let mut result = mlx_sys::mlx_array_new();
-            let status = call(&mut result, stream.as_ptr());
-            if status != 0 {
-                mlx_sys::mlx_array_free(result);
-                return Err(Error::Distributed(format!("MLX could not build {what} over the {} group of {}", self.backend, self.size)));
-            }
-            Ok(Array::from_ptr(result))
-        }
+        // SAFETY: every caller passes an mlx-c collective, which writes its result to `res`.
+        unsafe { ops::filled_by(|res| call(res, stream.as_ptr())) }
+            .ok_or_else(|| Error::Distributed(format!("MLX could not build {what} over the {} group of {}", self.backend, self.size)))
     }
 
     /// The element-wise sum of `x` over every rank (lazy, like any MLX operation).

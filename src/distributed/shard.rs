@@ -104,7 +104,7 @@ pub fn split_config(c: &ModelConfig, ranks: usize) -> Result<ModelConfig> {
         return Ok(split);
     }
     let divide = |key: &str, value: usize| -> Result<usize> {
-        if value % ranks != 0 || value < ranks {
+        if !value.is_multiple_of(ranks) || value < ranks {
             return Err(Error::Distributed(format!(
                 "{} config.json: {key} {value} does not split over {ranks} ranks (tensor parallelism divides it evenly)",
                 c.model_type

@@ -228,20 +228,30 @@ pub struct BaselineEntry {
     pub peak_memory_bytes: Vec<u64>,
 }
 
-/// Every benchmark of baseline `name` under `criterion_dir`, sorted by id.
-pub fn baseline_entries(criterion_dir: &Path, name: &str) -> Result<Vec<BaselineEntry>, CompareError> {
+/// The baseline folders under `criterion_dir`, which must hold results of each of `names`:
+/// otherwise an error saying which baselines it does hold.
+fn folders_of_baselines(criterion_dir: &Path, names: &[&str]) -> Result<Vec<BaselineFolder>, CompareError> {
     if !criterion_dir.is_dir() {
         return Err(CompareError::NoCriterionDir { path: criterion_dir.to_owned() });
     }
     let folders = baseline_folders(criterion_dir)?;
+    if folders.is_empty() {
+        return Err(CompareError::NoResults { path: criterion_dir.to_owned() });
+    }
     let counts = baseline_counts(&folders);
-    if !counts.contains_key(name) {
+    if let Some(name) = names.iter().find(|name| !counts.contains_key(**name)) {
         return Err(CompareError::UnknownBaseline {
-            name: name.to_owned(),
+            name: name.to_string(),
             dir: criterion_dir.to_owned(),
             existing: counts.iter().map(|(name, n)| format!("{name} ({n} benchmarks)")).collect(),
         });
     }
+    Ok(folders)
+}
+
+/// Every benchmark of baseline `name` under `criterion_dir`, sorted by id.
+pub fn baseline_entries(criterion_dir: &Path, name: &str) -> Result<Vec<BaselineEntry>, CompareError> {
+    let folders = folders_of_baselines(criterion_dir, &[name])?;
     let mut notes = Vec::new();
     let mut entries = Vec::new();
     for (id, run) in index(&folders, name, &mut notes)? {
@@ -271,23 +281,7 @@ pub fn compare(
     if baseline == against {
         return Err(CompareError::SameBaseline(baseline.to_owned()));
     }
-    if !criterion_dir.is_dir() {
-        return Err(CompareError::NoCriterionDir { path: criterion_dir.to_owned() });
-    }
-    let folders = baseline_folders(criterion_dir)?;
-    if folders.is_empty() {
-        return Err(CompareError::NoResults { path: criterion_dir.to_owned() });
-    }
-    let counts = baseline_counts(&folders);
-    for name in [baseline, against] {
-        if !counts.contains_key(name) {
-            return Err(CompareError::UnknownBaseline {
-                name: name.to_owned(),
-                dir: criterion_dir.to_owned(),
-                existing: counts.iter().map(|(name, n)| format!("{name} ({n} benchmarks)")).collect(),
-            });
-        }
-    }
+    let folders = folders_of_baselines(criterion_dir, &[baseline, against])?;
 
     let mut notes = Vec::new();
     let base_runs = index(&folders, baseline, &mut notes)?;

@@ -221,7 +221,7 @@ pub struct LoadedModel {
 pub fn load(dir: &Path) -> Result<LoadedModel> {
     let config = ModelConfig::from_dir(dir)?;
     let mut store = WeightStore::open(dir)?;
-    let architecture = architecture(&config, &|name| store.contains(name))?;
+    let architecture = architecture_of(&config, &store)?;
     let footprint = Footprint::of(&architecture.modules(), &store);
     let model = match distributed::current() {
         None => architecture.load(&config, store)?,
@@ -234,6 +234,7 @@ pub fn load(dir: &Path) -> Result<LoadedModel> {
     Ok(LoadedModel { config, model, footprint })
 }
 
+/// The architecture of `config`, asking `store` which tensors the checkpoint holds.
 fn architecture_of(config: &ModelConfig, store: &WeightStore) -> Result<Architecture> {
     architecture(config, &|name| store.contains(name))
 }

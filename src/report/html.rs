@@ -14,6 +14,7 @@ use plotters::prelude::*;
 
 use crate::{
     bench::{ids::model_label, RunPoint, RunRecord, Status},
+    config::bits_or_none,
     error::{Error, Result},
     measure::{MetricSummaries, Summary},
     units::significant_bytes,
@@ -99,7 +100,7 @@ impl Setting {
     /// The value's tick label on the x axis.
     fn tick(self, p: &RunPoint) -> String {
         match self {
-            Setting::KvBits => p.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+            Setting::KvBits => bits_or_none(p.kv_bits),
             Setting::Batch => p.batch.to_string(),
             Setting::Depth => p.depth.to_string(),
             Setting::Prompt => p.n_prompt.to_string(),
@@ -377,7 +378,7 @@ pub fn render_html(records: &[RunRecord]) -> Result<String> {
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{status}</td></tr>\n",
             escape(&model_label(&p.model)),
             p.engine,
-            p.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+            bits_or_none(p.kv_bits),
             p.batch,
             p.depth,
             p.n_prompt,

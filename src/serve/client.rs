@@ -102,17 +102,7 @@ pub fn send(base_url: &str, options: &ClientOptions, spec: &RequestSpec, timeout
     let url = format!("{}{}", base_url.trim_end_matches('/'), options.api.path());
     let sent = Instant::now();
     let ms = move || sent.elapsed().as_secs_f64() * 1000.0;
-    let mut record = RequestRecord {
-        url: base_url.to_string(),
-        sent_ms: sent.duration_since(point_start).as_secs_f64() * 1000.0,
-        chunk_ms: Vec::new(),
-        end_ms: 0.0,
-        input_tokens: spec.input_tokens,
-        output_tokens: 0,
-        token_source: TokenSource::Chunks,
-        cached_tokens: None,
-        error: None,
-    };
+    let mut record = RequestRecord::sent(base_url, sent.duration_since(point_start).as_secs_f64() * 1000.0, spec.input_tokens);
     let fail = |mut record: RequestRecord, kind: ErrorKind, detail: String| {
         record.end_ms = ms();
         record.output_tokens = record.chunk_ms.len() as u64;

@@ -1,7 +1,7 @@
 //! Servers mlxbench starts itself (`--launch mlx-lm`): `mlx_lm.server` instances on free
 //! 127.0.0.1 ports, each in its own process group, waited for on `/health` with a deadline, and
 //! stopped, with everything they started, when the [`Servers`] is dropped, on error, or on
-//! Ctrl-C ([`kill_all`]). Also the memory sampler of a server's process tree.
+//! Ctrl-C (`process::signal_all`). Also the memory sampler of a server's process tree.
 use std::{
     collections::HashSet,
     net::TcpListener,
@@ -9,7 +9,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
+        Arc,
     },
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -21,6 +21,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 use crate::{
     choice::choice,
     error::{Error, Result},
+    process,
 };
 
 /// Servers mlxbench can start.
@@ -32,9 +33,6 @@ pub enum Launcher {
 choice!(Launcher {
     MlxLm => ("mlx-lm", "Apple's mlx_lm.server (python -m mlx_lm.server)"),
 });
-
-/// Process groups of every server started and not yet stopped (for Ctrl-C).
-static LAUNCHED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// How to start the servers of one setting.
 #[derive(Debug, Clone)]
@@ -56,23 +54,6 @@ pub struct LaunchSpec {
 pub struct Servers {
     children: Vec<(Child, u16)>,
     pub urls: Vec<String>,
-}
-
-/// Sends `signal` to process group `group`.
-fn signal_group(group: u32, signal: i32) {
-    // SAFETY: kill(2) on a process group we created; no memory is shared.
-    unsafe {
-        libc::kill(-(group as i32), signal);
-    }
-}
-
-/// Kills every server still running (from a Ctrl-C handler: no waiting, no allocation).
-pub fn kill_all() {
-    if let Ok(groups) = LAUNCHED.try_lock() {
-        for &group in groups.iter() {
-            signal_group(group, libc::SIGKILL);
-        }
-    }
 }
 
 /// The first port from `from` that 127.0.0.1 can bind now, and is not in `taken`.
@@ -128,7 +109,7 @@ impl Servers {
             let child = command.spawn().map_err(|e| {
                 Error::InvalidOption(format!("cannot start {} -m mlx_lm.server: {e} (set --python or MLXBENCH_PYTHON)", spec.python))
             })?;
-            LAUNCHED.lock().unwrap_or_else(|e| e.into_inner()).push(child.id());
+            process::register(&child);
             servers.urls.push(format!("http://127.0.0.1:{port}"));
             servers.children.push((child, port));
             port += 1;
@@ -175,19 +156,8 @@ impl Servers {
 
     /// Stops every server: SIGTERM to its process group, SIGKILL after 5 s, then reaped.
     pub fn stop(&mut self) {
-        for (child, _) in &self.children {
-            signal_group(child.id(), libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for (child, _) in &mut self.children {
-            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            signal_group(child.id(), libc::SIGKILL);
-            let _ = child.wait();
-        }
-        let stopped: Vec<u32> = self.pids();
-        LAUNCHED.lock().unwrap_or_else(|e| e.into_inner()).retain(|g| !stopped.contains(g));
+        let mut children: Vec<&mut Child> = self.children.iter_mut().map(|(child, _)| child).collect();
+        process::stop(&mut children, Duration::from_secs(5));
         self.children.clear();
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     client::{send, ClientOptions, RequestSpec},
-    metrics::{ErrorKind, RequestRecord, TokenSource},
+    metrics::{ErrorKind, RequestRecord},
 };
 use crate::rng::SplitMix64;
 
@@ -69,15 +69,8 @@ pub enum Amount {
 /// A request not sent because the deadline had passed, recorded as a timeout.
 fn past_deadline(url: &str, spec: &RequestSpec, start: Instant) -> RequestRecord {
     RequestRecord {
-        url: url.to_string(),
-        sent_ms: start.elapsed().as_secs_f64() * 1000.0,
-        chunk_ms: Vec::new(),
-        end_ms: 0.0,
-        input_tokens: spec.input_tokens,
-        output_tokens: 0,
-        token_source: TokenSource::Chunks,
-        cached_tokens: None,
         error: Some((ErrorKind::Timeout, "the run's deadline passed before it was sent".into())),
+        ..RequestRecord::sent(url, start.elapsed().as_secs_f64() * 1000.0, spec.input_tokens)
     }
 }
 

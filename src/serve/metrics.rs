@@ -68,6 +68,22 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    /// A request to `url` sent at `sent_ms` with `input_tokens` prompt tokens, before anything
+    /// came back.
+    pub fn sent(url: &str, sent_ms: f64, input_tokens: Option<u64>) -> Self {
+        RequestRecord {
+            url: url.to_string(),
+            sent_ms,
+            chunk_ms: Vec::new(),
+            end_ms: 0.0,
+            input_tokens,
+            output_tokens: 0,
+            token_source: TokenSource::Chunks,
+            cached_tokens: None,
+            error: None,
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none()
     }

@@ -18,6 +18,7 @@ use self::{
 };
 use crate::{
     choice::choice,
+    config::bits_or_none,
     error::{Error, Result},
     report::{file::write_atomically, Format},
 };
@@ -175,7 +176,7 @@ impl ServeCsvRow {
             elapsed_s: s.map_or(0.0, |s| s.elapsed_s),
             errors: s.map_or(0, |s| s.failed()),
             request_rate,
-            kv_bits: r.point.kv_bits.map_or_else(|| "none".into(), |b| b.to_string()),
+            kv_bits: bits_or_none(r.point.kv_bits),
             requests: s.map_or(0, |s| s.requests),
             ok_requests: s.map_or(0, |s| s.ok_requests),
             requests_per_s: s.map_or(0.0, |s| s.requests_per_s),
