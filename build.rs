@@ -32,6 +32,12 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags");
     }
     println!("cargo:rustc-env=MLXBENCH_MLX_LIB_DIR={lib_dir}");
+    // The MLX version and wheel mlx-sys built against: the runtime checks compare with these.
+    for (dep, ours) in [("DEP_MLX_VERSION", "MLXBENCH_BUILT_MLX_VERSION"), ("DEP_MLX_BUILD", "MLXBENCH_BUILT_MLX_BUILD")] {
+        let value = std::env::var(dep).unwrap_or_else(|_| panic!("mlx-sys publishes {dep}"));
+        println!("cargo:rustc-env={ours}={value}");
+        println!("cargo:rerun-if-env-changed={dep}");
+    }
     println!("cargo:rerun-if-env-changed=DEP_MLX_LIB_DIR");
     println!("cargo:rerun-if-env-changed=DEP_MLX_MACOS_DEPLOYMENT_TARGET");
     println!("cargo:rustc-env=MLXBENCH_GIT_COMMIT={}", git_commit());

@@ -1,13 +1,18 @@
 //! Builds mlx-c 0.7.0 (from the sources crates.io publishes in the upstream `mlx-sys` 0.7.0
-//! package, fetched by cargo) against a prebuilt MLX 0.32.2 from PyPI, generates the same bindings
-//! as upstream, and tells dependents where `libmlx` lives (`DEP_MLX_LIB_DIR`) and which macOS
-//! version everything targets (`DEP_MLX_MACOS_DEPLOYMENT_TARGET`).
+//! package, fetched by cargo) against a prebuilt MLX from PyPI — 0.32.2, 0.32.3 or 0.32.4
+//! (`MLXBENCH_MLX_VERSION`, default the newest) — generates the same bindings as upstream, and
+//! tells dependents where `libmlx` lives (`DEP_MLX_LIB_DIR`), which MLX it is (`DEP_MLX_VERSION`,
+//! `DEP_MLX_BUILD`: the wheel's platform tag) and which macOS version everything targets
+//! (`DEP_MLX_MACOS_DEPLOYMENT_TARGET`).
 //!
 //! Where MLX comes from, in order:
-//! 1. `MLX_DIR`: an MLX install prefix holding `share/cmake/MLX` (or that cmake folder itself);
-//! 2. the pinned wheel for `MLXBENCH_BACKEND` (`cpu` | `cuda` on Linux, `metal` on macOS; the
-//!    default is `metal` on macOS, `cpu` elsewhere), downloaded once with pip into the per-user
-//!    MLX home (`wheel.rs`), which installed binaries load `libmlx` from.
+//! 1. `MLX_DIR`: an MLX install prefix holding `share/cmake/MLX` (or that cmake folder itself), of
+//!    any allowed version (e.g. the very venv that runs mlx-lm);
+//! 2. the wheel of that version for `MLXBENCH_BACKEND` (`cpu` | `cuda` on Linux, `metal` on macOS;
+//!    the default is `metal` on macOS, `cpu` elsewhere), downloaded once with pip into the per-user
+//!    MLX home (`wheel.rs`), which installed binaries load `libmlx` from. On macOS the Metal
+//!    wheel's build (platform tag) is the one pip installs on this Mac's macOS
+//!    (`MLXBENCH_MLX_PLATFORM` overrides it).
 
 #[path = "wheel.rs"]
 mod wheel;
@@ -18,7 +23,7 @@ use std::{
     process::Command,
 };
 
-use wheel::{Backend, MlxInstall, Wheel, WheelError, MACOS_DEPLOYMENT_TARGET, MLX_VERSION};
+use wheel::{Backend, MacosBuild, MlxInstall, Wheel, WheelError, MACOS_BUILDS, MLX_VERSIONS};
 
 /// The upstream crate whose published package carries the mlx-c sources.
 const UPSTREAM_MLX_SYS: &str = "0.7.0";
@@ -40,6 +45,8 @@ fn instruction_path(path: &Path) -> String {
 fn main() {
     for var in [
         "MLX_DIR",
+        "MLXBENCH_MLX_VERSION",
+        "MLXBENCH_MLX_PLATFORM",
         "MLXBENCH_BACKEND",
         "MLXBENCH_PYTHON",
         "MLXBENCH_MLX_HOME",
@@ -61,24 +68,40 @@ fn main() {
     let target_arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     let backend = Backend::resolve(env::var("MLXBENCH_BACKEND").ok().as_deref(), &target_os)
         .unwrap_or_else(|e| fail(e));
-    let deployment_target = (target_os == "macos").then(macos_deployment_target);
+    let requested = env::var("MLXBENCH_MLX_VERSION").ok().filter(|v| !v.trim().is_empty());
+    let macos = macos_build();
 
     let mlx_dir = env::var_os("MLX_DIR").filter(|v| !v.is_empty());
-    let runtime = match &mlx_dir {
-        Some(dir) => mlx_from_dir(Path::new(dir)),
-        None => mlx_from_wheel(backend, &target_os, &target_arch, &out_dir),
+    let (runtime, version, mlx_build) = match &mlx_dir {
+        Some(dir) => {
+            let (install, version) = mlx_from_dir(Path::new(dir), requested.as_deref());
+            let build = wheel::installed_wheel_platform(&install.prefix, version).unwrap_or_else(|| "local".into());
+            (install, version, build)
+        }
+        None => {
+            let version = wheel::resolve_version(requested.as_deref()).unwrap_or_else(|e| fail(e));
+            let wheel = Wheel::for_target(backend, version, &target_os, &target_arch, macos).unwrap_or_else(|e| fail(e));
+            (mlx_from_wheel(&wheel, &target_os, &out_dir), version, wheel.platform.to_string())
+        }
     };
-    // mlx-c only needs MLX's public headers, which are the same in every 0.32.2 wheel. The CUDA
-    // wheel's CMake config also demands a CUDA toolkit at configure time, so on Linux we compile
-    // against the CPU wheel's headers and link the backend's own libmlx.
+    // The deployment target of what we link: the Metal build's libmlx minimum, or what an
+    // MLX_DIR's libmlx was built for.
+    let deployment_target = (target_os == "macos").then(|| {
+        let build = MACOS_BUILDS.iter().find(|b| b.platform == mlx_build).copied().unwrap_or(macos);
+        macos_deployment_target(&build)
+    });
+    // mlx-c only needs MLX's public headers, which are the same in every wheel of one version.
+    // The CUDA wheel's CMake config also demands a CUDA toolkit at configure time, so on Linux we
+    // compile against the CPU wheel's headers and link the backend's own libmlx.
     let headers = if backend == Backend::Cuda && mlx_dir.is_none() {
-        mlx_from_wheel(Backend::Cpu, &target_os, &target_arch, &out_dir)
+        let cpu = Wheel::for_target(Backend::Cpu, version, &target_os, &target_arch, macos).unwrap_or_else(|e| fail(e));
+        mlx_from_wheel(&cpu, &target_os, &out_dir)
     } else {
         runtime.clone()
     };
 
     let mlx_c = upstream_mlx_c(&out_dir);
-    let build_dir = build_mlx_c(&mlx_c, &headers, &manifest_dir, deployment_target.as_deref());
+    let build_dir = build_mlx_c(&mlx_c, &headers, version, &manifest_dir, deployment_target.as_deref());
     generate_bindings(&mlx_c, &manifest_dir.join("include/mlxbench_compat.h"), &out_dir);
 
     println!("cargo:rustc-link-search=native={}", instruction_path(&build_dir));
@@ -92,32 +115,60 @@ fn main() {
     }
 
     // Read by dependents' build scripts as DEP_MLX_*: the library folder goes into their
-    // binaries' RUNPATH / LC_RPATH, the deployment target into their link (see mlxbench's build.rs).
+    // binaries' RUNPATH / LC_RPATH, the deployment target into their link, the version and build
+    // into the runtime checks (see mlxbench's build.rs).
     println!("cargo:lib_dir={}", instruction_path(&runtime.lib_dir()));
-    println!("cargo:version={MLX_VERSION}");
+    println!("cargo:version={version}");
+    println!("cargo:build={mlx_build}");
     println!("cargo:backend={backend}");
     if let Some(target) = &deployment_target {
         println!("cargo:macos_deployment_target={target}");
     }
 }
 
-/// `MACOSX_DEPLOYMENT_TARGET` if set (it may only raise the floor), else the wheel's 14.0; put in
-/// this process's environment so that the compiler flags cc/cmake derive from it agree with it.
-fn macos_deployment_target() -> String {
-    let parse = |v: &str| -> Option<(u32, u32)> {
-        let mut parts = v.trim().split('.');
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
-        Some((major, minor))
+/// The Metal wheel's build to use: `MLXBENCH_MLX_PLATFORM` if set, else the one pip installs on
+/// this Mac's macOS (`sw_vers`); where the build does not run on a Mac (a cross check from Linux)
+/// the oldest, macosx_14_0.
+fn macos_build() -> MacosBuild {
+    if let Some(platform) = env::var("MLXBENCH_MLX_PLATFORM").ok().filter(|v| !v.trim().is_empty()) {
+        return wheel::macos_build_named(&platform).unwrap_or_else(|e| fail(e));
+    }
+    let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os != "macos" || !cfg!(target_os = "macos") {
+        return MACOS_BUILDS[0];
+    }
+    let host = Command::new("sw_vers")
+        .arg("-productVersion")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| wheel::parse_macos_version(&String::from_utf8_lossy(&o.stdout)));
+    let Some(host) = host else {
+        println!("cargo:warning=could not read this Mac's version with `sw_vers`: using MLX's macosx_14_0 build");
+        return MACOS_BUILDS[0];
     };
-    let floor = parse(MACOS_DEPLOYMENT_TARGET).expect("a valid constant");
+    let build = wheel::macos_build_for(host).unwrap_or_else(|e| fail(e));
+    if let Some(note) = wheel::macos_build_note(host, &build) {
+        println!("cargo:warning={note}");
+    }
+    build
+}
+
+/// `MACOSX_DEPLOYMENT_TARGET` if set (it may only raise the floor), else the floor: the minimum
+/// macOS of the libmlx we link. Put in this process's environment so that the compiler flags
+/// cc/cmake derive from it agree with it.
+fn macos_deployment_target(build: &MacosBuild) -> String {
+    let floor = build.min_macos;
     let target = match env::var("MACOSX_DEPLOYMENT_TARGET").ok().filter(|v| !v.trim().is_empty()) {
-        None => MACOS_DEPLOYMENT_TARGET.to_string(),
-        Some(v) => match parse(&v) {
+        None => build.deployment_target(),
+        Some(v) => match wheel::parse_macos_version(&v) {
             Some(version) if version >= floor => v.trim().to_string(),
             _ => fail(format!(
-                "MACOSX_DEPLOYMENT_TARGET={v:?}, but MLX {MLX_VERSION}'s libmlx.dylib needs macOS \
-                 {MACOS_DEPLOYMENT_TARGET} or newer: unset it or set {MACOS_DEPLOYMENT_TARGET} or higher."
+                "MACOSX_DEPLOYMENT_TARGET={v:?}, but the libmlx.dylib of MLX's {} build needs macOS \
+                 {} or newer: unset it or set {} or higher.",
+                build.platform,
+                build.deployment_target(),
+                build.deployment_target()
             )),
         },
     };
@@ -126,8 +177,9 @@ fn macos_deployment_target() -> String {
     target
 }
 
-/// Accepts an install prefix (`$MLX_DIR/share/cmake/MLX` exists) or the cmake folder itself.
-fn mlx_from_dir(dir: &Path) -> MlxInstall {
+/// Accepts an install prefix (`$MLX_DIR/share/cmake/MLX` exists) or the cmake folder itself, of
+/// an allowed version (and of `requested`, when MLXBENCH_MLX_VERSION is set too).
+fn mlx_from_dir(dir: &Path, requested: Option<&str>) -> (MlxInstall, &'static str) {
     let prefix = if dir.join("MLXConfig.cmake").is_file() {
         dir.join("../../..")
     } else {
@@ -139,33 +191,27 @@ fn mlx_from_dir(dir: &Path) -> MlxInstall {
         fail(format!(
             "MLX_DIR={} does not hold an MLX install: {} is missing.\n  \
              MLX_DIR must be an MLX prefix with share/cmake/MLX, e.g. <site-packages>/mlx \
-             after `python3 -m pip install mlx-cpu=={MLX_VERSION}`; or unset MLX_DIR to let \
-             the build download the pinned wheel.",
+             after `python3 -m pip install mlx`; or unset MLX_DIR to let the build download \
+             the wheel.",
             dir.display(),
             config.display()
         ))
     };
-    match wheel::cmake_package_version(&text) {
-        Some(v) if v == MLX_VERSION => install,
-        found => fail(format!(
-            "MLX_DIR={} holds MLX {}, but mlx-c 0.7.0 needs exactly MLX {MLX_VERSION}.",
-            dir.display(),
-            found.unwrap_or_else(|| "of unknown version".into())
-        )),
-    }
+    let found = wheel::cmake_package_version(&text);
+    let version = wheel::mlx_dir_version(dir, found.as_deref(), requested).unwrap_or_else(|e| fail(e));
+    (install, version)
 }
 
-/// The pinned wheel, unpacked in the per-user MLX home (downloaded on first use). When the default
-/// home cannot be written, the target directory serves, with a warning: binaries then depend on it.
-fn mlx_from_wheel(backend: Backend, target_os: &str, target_arch: &str, out_dir: &Path) -> MlxInstall {
-    let wheel = Wheel::for_target(backend, target_os, target_arch).unwrap_or_else(|e| fail(e));
+/// `wheel`, unpacked in the per-user MLX home (downloaded on first use). When the default home
+/// cannot be written, the target directory serves, with a warning: binaries then depend on it.
+fn mlx_from_wheel(wheel: &Wheel, target_os: &str, out_dir: &Path) -> MlxInstall {
     let pythons = wheel::python_candidates(env::var("MLXBENCH_PYTHON").ok().as_deref());
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
     let target_store = out_dir.ancestors().nth(4).unwrap_or(out_dir).join("mlx-prebuilt");
     let explicit_home = env::var_os("MLXBENCH_MLX_HOME").filter(|v| !v.is_empty()).is_some();
     let home = wheel::default_home(|name| env::var_os(name), target_os);
     let installed = match &home {
-        Some(home) => match wheel::install(&wheel, home, &pythons) {
+        Some(home) => match wheel::install(wheel, home, &pythons) {
             Err(WheelError::Unwritable { dir, error }) if !explicit_home => {
                 println!(
                     "cargo:warning=cannot write the MLX home {} ({error}); keeping MLX under {} \
@@ -175,7 +221,7 @@ fn mlx_from_wheel(backend: Backend, target_os: &str, target_arch: &str, out_dir:
                     dir.display(),
                     target_store.display()
                 );
-                wheel::install(&wheel, &target_store, &pythons)
+                wheel::install(wheel, &target_store, &pythons)
             }
             other => other,
         },
@@ -185,7 +231,7 @@ fn mlx_from_wheel(backend: Backend, target_os: &str, target_arch: &str, out_dir:
                  so binaries built now stop working after `cargo clean`.",
                 target_store.display()
             );
-            wheel::install(&wheel, &target_store, &pythons)
+            wheel::install(wheel, &target_store, &pythons)
         }
     };
     let install = installed.unwrap_or_else(|e| {
@@ -193,7 +239,7 @@ fn mlx_from_wheel(backend: Backend, target_os: &str, target_arch: &str, out_dir:
             WheelError::Unwritable { .. } => "\n  To fix: set MLXBENCH_MLX_HOME to a writable folder.",
             WheelError::Failed(_) => "",
         };
-        fail(format!("could not provide MLX {MLX_VERSION} ({}): {e}{hint}", wheel.requirement()))
+        fail(format!("could not provide MLX {} ({}): {e}{hint}", wheel.version, wheel.requirement()))
     });
     // Deleting the MLX home makes the next build fetch it again.
     let library = install.lib_dir().join(if target_os == "macos" { "libmlx.dylib" } else { "libmlx.so" });
@@ -252,7 +298,7 @@ fn upstream_mlx_c(out_dir: &Path) -> PathBuf {
 }
 
 /// Configures and builds the static `mlxc` target; returns the folder holding the archive.
-fn build_mlx_c(mlx_c: &Path, mlx: &MlxInstall, manifest_dir: &Path, macos_target: Option<&str>) -> PathBuf {
+fn build_mlx_c(mlx_c: &Path, mlx: &MlxInstall, version: &str, manifest_dir: &Path, macos_target: Option<&str>) -> PathBuf {
     if !mlx.cmake_dir().join("MLXConfig.cmake").is_file() {
         fail(format!("no MLXConfig.cmake in {}", mlx.cmake_dir().display()));
     }
@@ -271,7 +317,16 @@ fn build_mlx_c(mlx_c: &Path, mlx: &MlxInstall, manifest_dir: &Path, macos_target
     if let Some(target) = macos_target {
         config.define("CMAKE_OSX_DEPLOYMENT_TARGET", target);
     }
-    config.build().join("build")
+    // The cmake crate panics when the build fails, after printing the compiler's output.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.build())) {
+        Ok(dir) => dir.join("build"),
+        Err(_) => fail(format!(
+            "mlx-c 0.7.0 did not compile against MLX {version}'s headers (the compiler's errors are \
+             above). mlxbench builds against MLX {} (MLXBENCH_MLX_VERSION; every mlx-c translation \
+             unit is checked against each in CI); see README, \"Adding an MLX version\".",
+            MLX_VERSIONS.join(", ")
+        )),
+    }
 }
 
 /// The same bindings as upstream's build script, plus our compat header and our own `float16_t`.

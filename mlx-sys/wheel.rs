@@ -17,13 +17,135 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-/// The MLX release mlx-c 0.7.0 is written against; 0.32.4's headers do not compile with it.
-pub const MLX_VERSION: &str = "0.32.2";
+/// The MLX releases mlx-c 0.7.0 builds against with our compat header (`include/mlxbench_compat.h`
+/// bridges 0.32.3's new `gather_qmm` parameter), each checked in CI by `.ci/check-libcxx`, which
+/// compiles every mlx-c translation unit against each one's headers. README ("Adding an MLX
+/// version") says how a release joins the list.
+pub const MLX_VERSIONS: [&str; 3] = ["0.32.2", "0.32.3", "0.32.4"];
 
-/// The oldest macOS the `mlx-metal` wheel's `libmlx.dylib` runs on (its `minos`, and its wheel
-/// tag `macosx_14_0`). mlx-c and every Rust binary are built for the same target, which also
-/// satisfies libc++'s availability rule for `std::format` (macOS 13.3).
-pub const MACOS_DEPLOYMENT_TARGET: &str = "14.0";
+/// The version built when `MLXBENCH_MLX_VERSION` is not set: the newest, what `pip install mlx`
+/// brings.
+pub const DEFAULT_MLX_VERSION: &str = "0.32.4";
+
+/// `MLXBENCH_MLX_VERSION`'s value (unset or empty: [`DEFAULT_MLX_VERSION`]), refused unless it
+/// is one of [`MLX_VERSIONS`].
+pub fn resolve_version(value: Option<&str>) -> Result<&'static str, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(DEFAULT_MLX_VERSION),
+        Some(v) => allowed_version(v).ok_or_else(|| {
+            format!(
+                "MLXBENCH_MLX_VERSION={v:?} is not an MLX version mlxbench builds against: mlx-c 0.7.0 \
+                 with our compat header is checked with {} (default {DEFAULT_MLX_VERSION}). A newer MLX \
+                 joins the list once every mlx-c translation unit compiles against its headers \
+                 (README, \"Adding an MLX version\").",
+                MLX_VERSIONS.join(", ")
+            )
+        }),
+    }
+}
+
+/// `version` as the entry of [`MLX_VERSIONS`] it equals.
+pub fn allowed_version(version: &str) -> Option<&'static str> {
+    MLX_VERSIONS.iter().copied().find(|v| *v == version)
+}
+
+/// The version an `MLX_DIR` install may be built against: its own (`found`, from its CMake
+/// package), when that is allowed and agrees with `MLXBENCH_MLX_VERSION` (`requested`) if set.
+pub fn mlx_dir_version(dir: &Path, found: Option<&str>, requested: Option<&str>) -> Result<&'static str, String> {
+    let found = found.unwrap_or("of unknown version");
+    let version = allowed_version(found).ok_or_else(|| {
+        format!(
+            "MLX_DIR={} holds MLX {found}, but mlxbench builds only against MLX {} (mlx-c 0.7.0 \
+             with our compat header is checked with those; README, \"Adding an MLX version\").",
+            dir.display(),
+            MLX_VERSIONS.join(", ")
+        )
+    })?;
+    match requested.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(requested) if requested != version => Err(format!(
+            "MLXBENCH_MLX_VERSION={requested} but MLX_DIR={} holds MLX {version}: unset one of them, \
+             or make them agree.",
+            dir.display()
+        )),
+        _ => Ok(version),
+    }
+}
+
+/// A macOS version, `(major, minor)`.
+pub type MacosVersion = (u32, u32);
+
+/// `14.7.1` or `26.2` as `(14, 7)` / `(26, 2)` (as `sw_vers -productVersion` prints it).
+pub fn parse_macos_version(text: &str) -> Option<MacosVersion> {
+    let mut parts = text.trim().split('.');
+    let major = parts.next()?.trim().parse().ok()?;
+    let minor = match parts.next() {
+        None => 0,
+        Some(m) => m.trim().parse().ok()?,
+    };
+    Some((major, minor))
+}
+
+/// One of the Metal wheel's builds for a macOS generation. PyPI ships each MLX release (0.32.2
+/// to 0.32.4 alike) for three platform tags; `min_macos` is its `libmlx.dylib`'s `LC_BUILD_VERSION`
+/// minimum, which for the 26_0 build is 26.2, above its tag: MLX compiles the M5 Neural
+/// Accelerator kernels (`_nax`) only for a deployment target of 26.2 or newer, so only that build
+/// has them (its `mlx.metallib` is 214 MB against 147 MB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacosBuild {
+    pub platform: &'static str,
+    pub min_macos: MacosVersion,
+    /// Whether its `mlx.metallib` has MLX's M5 (`_nax`) kernels.
+    pub m5_kernels: bool,
+}
+
+impl MacosBuild {
+    /// The deployment target mlx-c and our binaries are built for: its libmlx's minimum.
+    pub fn deployment_target(&self) -> String {
+        format!("{}.{}", self.min_macos.0, self.min_macos.1)
+    }
+}
+
+/// The Metal wheel's builds, oldest first.
+pub const MACOS_BUILDS: [MacosBuild; 3] = [
+    MacosBuild { platform: "macosx_14_0_arm64", min_macos: (14, 0), m5_kernels: false },
+    MacosBuild { platform: "macosx_15_0_arm64", min_macos: (15, 0), m5_kernels: false },
+    MacosBuild { platform: "macosx_26_0_arm64", min_macos: (26, 2), m5_kernels: true },
+];
+
+/// The Metal build for a Mac running macOS `host`: as pip picks, the newest whose tag the OS
+/// allows, and of those only one whose libmlx loads there (on 26.0 and 26.1 pip takes the 26_0
+/// build although its libmlx needs 26.2; we take 15_0 and say why in [`macos_build_note`]).
+pub fn macos_build_for(host: MacosVersion) -> Result<MacosBuild, String> {
+    MACOS_BUILDS.iter().rev().find(|b| b.min_macos <= host).copied().ok_or_else(|| {
+        format!(
+            "MLX's Metal wheels need macOS 14.0 or newer; this Mac runs macOS {}.{}",
+            host.0, host.1
+        )
+    })
+}
+
+/// What a user should know about the build chosen for `host`, if anything.
+pub fn macos_build_note(host: MacosVersion, chosen: &MacosBuild) -> Option<String> {
+    let tag_allows_26 = host >= (26, 0);
+    (tag_allows_26 && !chosen.m5_kernels).then(|| {
+        format!(
+            "macOS {}.{}: using MLX's {} build. pip installs the macosx_26_0 build here, whose libmlx \
+             needs macOS 26.2 (it has MLX's M5 kernels); update to macOS 26.2 or set \
+             MLXBENCH_MLX_PLATFORM=macosx_26_0_arm64 to match it.",
+            host.0, host.1, chosen.platform
+        )
+    })
+}
+
+/// `MLXBENCH_MLX_PLATFORM`'s value: one of [`MACOS_BUILDS`] by its platform tag.
+pub fn macos_build_named(platform: &str) -> Result<MacosBuild, String> {
+    MACOS_BUILDS.iter().find(|b| b.platform == platform.trim()).copied().ok_or_else(|| {
+        format!(
+            "MLXBENCH_MLX_PLATFORM={platform:?} is not a platform tag of MLX's Metal wheel: use one of {}",
+            MACOS_BUILDS.iter().map(|b| b.platform).collect::<Vec<_>>().join(", ")
+        )
+    })
+}
 
 /// The wheels are `py3-none` (no Python ABI), so any interpreter may fetch them; pip is told one
 /// fixed version so that its own version never changes which file it picks.
@@ -52,9 +174,9 @@ impl Backend {
         };
         match (backend, target_os == "macos") {
             (Backend::Cpu | Backend::Cuda, true) => Err(format!(
-                "MLXBENCH_BACKEND={backend} is not available on macOS: PyPI has no {} {MLX_VERSION} \
-                 wheel for macOS. Unset MLXBENCH_BACKEND (or set it to metal): the Metal build \
-                 also runs on the CPU with `--device cpu`.",
+                "MLXBENCH_BACKEND={backend} is not available on macOS: PyPI has no {} wheel for \
+                 macOS. Unset MLXBENCH_BACKEND (or set it to metal): the Metal build also runs on \
+                 the CPU with `--device cpu`.",
                 backend.package()
             )),
             (Backend::Metal, false) => Err(format!(
@@ -84,22 +206,31 @@ impl fmt::Display for Backend {
     }
 }
 
-/// One wheel file on PyPI: `<package>==MLX_VERSION` for one platform tag.
+/// One wheel file on PyPI: `<package>==<version>` for one platform tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wheel {
     pub backend: Backend,
-    /// The wheel's platform tag, e.g. `manylinux_2_35_x86_64` or `macosx_14_0_arm64`.
+    /// One of [`MLX_VERSIONS`].
+    pub version: &'static str,
+    /// The wheel's platform tag, e.g. `manylinux_2_35_x86_64` or `macosx_26_0_arm64`.
     pub platform: &'static str,
 }
 
 impl Wheel {
-    /// The wheel for `backend` on a target (`CARGO_CFG_TARGET_OS`/`_ARCH` spellings).
-    pub fn for_target(backend: Backend, target_os: &str, target_arch: &str) -> Result<Wheel, String> {
+    /// The wheel of MLX `version` for `backend` on a target (`CARGO_CFG_TARGET_OS`/`_ARCH`
+    /// spellings); on macOS `macos` is the Metal build to take (see [`macos_build_for`]).
+    pub fn for_target(
+        backend: Backend,
+        version: &'static str,
+        target_os: &str,
+        target_arch: &str,
+        macos: MacosBuild,
+    ) -> Result<Wheel, String> {
         let platform = match (backend, target_os, target_arch) {
-            (Backend::Metal, "macos", "aarch64") => "macosx_14_0_arm64",
+            (Backend::Metal, "macos", "aarch64") => macos.platform,
             (Backend::Metal, "macos", arch) => {
                 return Err(format!(
-                    "MLX {MLX_VERSION} has no Metal wheel for {arch} Macs, only for Apple Silicon \
+                    "MLX {version} has no Metal wheel for {arch} Macs, only for Apple Silicon \
                      (aarch64); or build MLX yourself and set MLX_DIR."
                 ))
             }
@@ -107,18 +238,18 @@ impl Wheel {
             (Backend::Cpu | Backend::Cuda, "linux", "aarch64") => "manylinux_2_35_aarch64",
             _ => {
                 return Err(format!(
-                    "no prebuilt MLX {MLX_VERSION} wheel for backend {backend} on {target_os}/{target_arch} \
+                    "no prebuilt MLX {version} wheel for backend {backend} on {target_os}/{target_arch} \
                      (there are: cpu and cuda on Linux x86_64/aarch64, metal on macOS aarch64); \
-                     build MLX {MLX_VERSION} yourself and set MLX_DIR to its install prefix."
+                     build MLX {version} yourself and set MLX_DIR to its install prefix."
                 ))
             }
         };
-        Ok(Wheel { backend, platform })
+        Ok(Wheel { backend, version, platform })
     }
 
-    /// `mlx-cpu==0.32.2`.
+    /// `mlx-cpu==0.32.4`.
     pub fn requirement(&self) -> String {
-        format!("{}=={MLX_VERSION}", self.backend.package())
+        format!("{}=={}", self.backend.package(), self.version)
     }
 
     /// The arguments after the interpreter: one exact file, whatever Python runs pip.
@@ -145,14 +276,14 @@ impl Wheel {
         args
     }
 
-    /// The wheel file pip must produce: `mlx_cpu-0.32.2-py3-none-manylinux_2_35_x86_64.whl`.
+    /// The wheel file pip must produce: `mlx_cpu-0.32.4-py3-none-manylinux_2_35_x86_64.whl`.
     pub fn file_name(&self) -> String {
-        format!("{}-{MLX_VERSION}-py3-none-{}.whl", self.backend.package().replace('-', "_"), self.platform)
+        format!("{}-{}-py3-none-{}.whl", self.backend.package().replace('-', "_"), self.version, self.platform)
     }
 
-    /// The folder this wheel is unpacked to inside the MLX home (`mlx-cpu-0.32.2-manylinux_2_35_x86_64`).
+    /// The folder this wheel is unpacked to inside the MLX home (`mlx-cpu-0.32.4-manylinux_2_35_x86_64`).
     pub fn store_name(&self) -> String {
-        format!("{}-{MLX_VERSION}-{}", self.backend.package(), self.platform)
+        format!("{}-{}-{}", self.backend.package(), self.version, self.platform)
     }
 
     fn is_macos(&self) -> bool {
@@ -161,7 +292,7 @@ impl Wheel {
 
     /// What the build and the binaries need from an unpacked wheel whose root is `root` (the
     /// folder holding `mlx/`): the library, on macOS the Metal kernels MLX loads from beside it,
-    /// the headers, and the CMake package of exactly MLX_VERSION.
+    /// the headers, and the CMake package of exactly this version.
     pub fn check_layout(&self, root: &Path) -> Result<MlxInstall, String> {
         let install = MlxInstall { prefix: root.join("mlx") };
         let mut needed = vec![
@@ -183,14 +314,35 @@ impl Wheel {
             ));
         }
         match install.version() {
-            Some(v) if v == MLX_VERSION => Ok(install),
+            Some(v) if v == self.version => Ok(install),
             found => Err(format!(
-                "{} holds MLX {}, not {MLX_VERSION}",
+                "{} holds MLX {}, not {}",
                 root.display(),
-                found.unwrap_or_else(|| "of unknown version".into())
+                found.unwrap_or_else(|| "of unknown version".into()),
+                self.version
             )),
         }
     }
+}
+
+/// The platform tag of the wheel an MLX prefix (`<site-packages>/mlx`) was installed from: the
+/// `Tag:` line of a backend package's `<site-packages>/mlx_<backend>-<version>.dist-info/WHEEL`
+/// beside it (`py3-none-macosx_26_0_arm64` gives `macosx_26_0_arm64`). `None` for an MLX built
+/// from source, or installed some other way.
+pub fn installed_wheel_platform(prefix: &Path, version: &str) -> Option<String> {
+    let site = prefix.parent()?;
+    ["mlx_metal", "mlx_cuda_13", "mlx_cuda_12", "mlx_cpu"].iter().find_map(|package| {
+        let text = fs::read_to_string(site.join(format!("{package}-{version}.dist-info/WHEEL"))).ok()?;
+        wheel_platform_tag(&text)
+    })
+}
+
+/// The platform part of the first `Tag:` line of a wheel's `WHEEL` metadata.
+pub fn wheel_platform_tag(wheel_metadata: &str) -> Option<String> {
+    wheel_metadata.lines().find_map(|line| {
+        let tag = line.strip_prefix("Tag:")?.trim();
+        Some(tag.splitn(3, '-').nth(2)?.to_string())
+    })
 }
 
 /// A prebuilt MLX: `prefix/lib/libmlx.*`, `prefix/include`, `prefix/share/cmake/MLX`.
@@ -387,9 +539,9 @@ fn python_with_pip(pythons: &[String]) -> Result<String, String> {
         }
     }
     Err(format!(
-        "no Python with pip to fetch MLX {MLX_VERSION} from PyPI ({}).\n  To fix: install Python 3 \
+        "no Python with pip to fetch MLX from PyPI ({}).\n  To fix: install Python 3 \
          with pip (Debian: apt-get install python3-pip; macOS: the Xcode command-line tools' python3 \
-         works) or name one in MLXBENCH_PYTHON; or set MLX_DIR to an MLX {MLX_VERSION} install.",
+         works) or name one in MLXBENCH_PYTHON; or set MLX_DIR to an MLX install.",
         tried.join("; ")
     ))
 }

@@ -11,8 +11,14 @@ use crate::{
     error::{Error, Result},
 };
 
-/// The MLX release our mlx-c bindings are compiled against; any other `libmlx` is refused.
-pub const REQUIRED_MLX_VERSION: &str = "0.32.2";
+/// The MLX release this binary was built against (`MLXBENCH_MLX_VERSION` at build time, see
+/// `mlx-sys/build.rs`); any other `libmlx` is refused: the C++ ABI changes in every patch release.
+pub const BUILT_MLX_VERSION: &str = env!("MLXBENCH_BUILT_MLX_VERSION");
+
+/// The platform tag of the MLX wheel this binary was built against (`macosx_26_0_arm64`,
+/// `manylinux_2_35_x86_64`), or `local` for an `MLX_DIR` that is not an unpacked wheel. On a Mac
+/// it tells MLX builds of one version apart: only the `macosx_26_0` wheel has the M5 kernels.
+pub const BUILT_MLX_BUILD: &str = env!("MLXBENCH_BUILT_MLX_BUILD");
 
 /// Where MLX computes, as chosen by `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -52,6 +58,8 @@ pub struct DeviceInfo {
     pub device: DeviceKind,
     pub backend: Backend,
     pub mlx_version: String,
+    /// [`BUILT_MLX_BUILD`].
+    pub mlx_build: String,
 }
 
 /// MLX's allocator counters, in bytes.
@@ -83,12 +91,12 @@ pub fn mlx_version() -> String {
     }
 }
 
-/// Accepts exactly [`REQUIRED_MLX_VERSION`].
+/// Accepts exactly [`BUILT_MLX_VERSION`].
 pub fn ensure_version(found: &str) -> Result<()> {
-    if found == REQUIRED_MLX_VERSION {
+    if found == BUILT_MLX_VERSION {
         Ok(())
     } else {
-        Err(Error::MlxVersion { found: found.to_string(), required: REQUIRED_MLX_VERSION })
+        Err(Error::MlxVersion { found: found.to_string(), required: BUILT_MLX_VERSION })
     }
 }
 
@@ -121,7 +129,7 @@ pub fn select(kind: DeviceKind) -> Result<DeviceInfo> {
         DeviceKind::Cpu => MlxDevice::cpu(),
         DeviceKind::Gpu => MlxDevice::gpu(),
     });
-    Ok(DeviceInfo { device: kind, backend, mlx_version })
+    Ok(DeviceInfo { device: kind, backend, mlx_version, mlx_build: BUILT_MLX_BUILD.to_string() })
 }
 
 /// The kind of MLX's default device now (what [`select`] last chose).
@@ -167,8 +175,9 @@ mod tests {
 
     #[test]
     fn version_check_names_both_versions() {
-        assert!(ensure_version(REQUIRED_MLX_VERSION).is_ok());
-        let err = ensure_version("0.32.4").unwrap_err().to_string();
-        assert!(err.contains("0.32.4") && err.contains(REQUIRED_MLX_VERSION), "{err}");
+        assert!(ensure_version(BUILT_MLX_VERSION).is_ok());
+        let other = if BUILT_MLX_VERSION == "0.32.2" { "0.32.4" } else { "0.32.2" };
+        let err = ensure_version(other).unwrap_err().to_string();
+        assert!(err.contains(other) && err.contains(BUILT_MLX_VERSION), "{err}");
     }
 }

@@ -70,6 +70,10 @@ pub enum Error {
     #[error("model {spec:?} not found; looked in: {}", searched.join("; "))]
     ModelNotFound { spec: String, searched: Vec<String> },
 
+    /// A directory given as a model that lacks a model's files (`missing`: what it lacks).
+    #[error("{} is not an MLX model directory: it has no {}", path.display(), missing.join(", no "))]
+    NotModelDirectory { path: PathBuf, missing: Vec<&'static str> },
+
     #[error("downloading {spec:?}: {detail}")]
     Download { spec: String, detail: String },
 

@@ -51,15 +51,36 @@ fn has_model_files(dir: &Path) -> bool {
     map.values().filter_map(|v| v.as_str()).all(|shard| dir.join(shard).is_file())
 }
 
-/// Resolves `spec` (a directory or a repo id) to a directory holding the model's files.
+/// What `dir` lacks of an MLX model's files: `config.json`, the weights (`model.safetensors` or
+/// an index), `tokenizer.json`.
+pub fn missing_model_files(dir: &Path) -> Vec<&'static str> {
+    let weights = dir.join("model.safetensors").is_file() || dir.join("model.safetensors.index.json").is_file();
+    [
+        (dir.join("config.json").is_file(), "config.json"),
+        (weights, "model.safetensors (or its index)"),
+        (dir.join("tokenizer.json").is_file(), "tokenizer.json"),
+    ]
+    .into_iter()
+    .filter_map(|(present, name)| (!present).then_some(name))
+    .collect()
+}
+
+/// Resolves `spec` (a directory or a repo id) to a directory holding the model's files. A
+/// directory with a config and weights is taken as it is; one without them is not a model (a
+/// spec that could also be a repo id is looked for in the HF cache first).
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     let local = PathBuf::from(spec);
     let mut searched = vec![format!("local directory {}", local.display())];
     if local.is_dir() {
-        if local.join("config.json").is_file() {
+        let missing = missing_model_files(&local);
+        // The tokenizer alone may be missing: commands that need it say so when they load it.
+        if missing.iter().all(|m| *m == "tokenizer.json") {
             return Ok(local);
         }
-        searched[0] = format!("local directory {} (has no config.json)", local.display());
+        if !looks_like_repo_id(spec) {
+            return Err(Error::NotModelDirectory { path: local, missing });
+        }
+        searched[0] = format!("local directory {} (has no {})", local.display(), missing.join(", no "));
     }
     if !looks_like_repo_id(spec) {
         return Err(Error::ModelNotFound { spec: spec.to_string(), searched });

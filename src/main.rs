@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use cli::choice;
-use mlxbench::device::DeviceKind;
+use cli::{choice, TextOrJson};
+use mlxbench::{device::DeviceKind, error::describe};
 
 /// Microbenchmarks for large language models on Apple's MLX.
 #[derive(Debug, Parser)]
@@ -23,12 +23,15 @@ enum Command {
         /// Device to select: gpu (CUDA or Metal, when this MLX has one) or cpu.
         #[arg(long, value_parser = choice::<DeviceKind>())]
         device: Option<DeviceKind>,
-        /// Print JSON instead of key=value lines.
-        #[arg(long)]
+        /// Print key=value lines (text) or JSON.
+        #[arg(long, short, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Generate text from a prompt with a model (a local MLX-format directory or a Hugging Face
-    /// repo id). Prints the text, or with --json the prompt and generated token ids.
+    /// repo id). Prints the text, or with --format json the prompt and generated token ids.
     Generate(Box<cli::generate::GenerateArgs>),
     /// Benchmark models: prompt (prefill) tokens/s, generation tokens/s, time to first token and
     /// peak memory, over a sweep of settings, with warmup, repeats and statistics. Prints a table
@@ -39,8 +42,11 @@ enum Command {
     Synth(cli::synth::SynthArgs),
     /// Show the machine: CPU, memory, GPUs (and on Macs the chip and its GPU cores).
     Hwinfo {
-        /// Print JSON with every field instead of one line.
-        #[arg(long)]
+        /// Print one line (text) or JSON with every field.
+        #[arg(long, short, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
         json: bool,
     },
     /// Compare two Criterion baselines of the bench targets (time, with tokens/s, and peak
@@ -74,8 +80,10 @@ enum Command {
     },
 }
 
-fn main() -> Result<ExitCode> {
-    let succeeded = match Cli::parse().command {
+/// Runs the command; `Ok(false)` when it ran and its verdict is a failure (a configuration that
+/// failed, a regression).
+fn dispatch(command: Command) -> Result<bool> {
+    Ok(match command {
         Command::Run(args) => cli::run::run(*args)?,
         Command::Compare(args) => cli::compare::run(&args)?,
         Command::Export(args) => cli::export::run(&args)?,
@@ -83,10 +91,23 @@ fn main() -> Result<ExitCode> {
         Command::Report(args) => cli::report::run(&args)?,
         Command::Serve(args) => cli::serve::run(*args)?,
         Command::Synth(args) => cli::synth::run(args).map(|()| true)?,
-        Command::Hwinfo { json } => cli::info::hwinfo(json).map(|()| true)?,
+        Command::Hwinfo { format, json } => cli::info::hwinfo(format.or_json(json)).map(|()| true)?,
         Command::Generate(args) => cli::generate::run(*args).map(|()| true)?,
-        Command::Info { device, json } => cli::info::info(device, json).map(|()| true)?,
+        Command::Info { device, format, json } => cli::info::info(device, format.or_json(json)).map(|()| true)?,
         Command::Selftest { device, size, repeats } => cli::info::selftest(device, size, repeats).map(|()| true)?,
-    };
-    Ok(if succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    })
+}
+
+/// Errors are printed here, one line with each cause once, and never with anyhow's backtrace
+/// (which `RUST_BACKTRACE=1` would add): what failed is the user's to fix, not a bug's stack.
+/// A bug panics, and a panic keeps its backtrace.
+fn main() -> ExitCode {
+    match dispatch(Cli::parse().command) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {}", describe(e.chain().map(|cause| cause as &(dyn std::error::Error + 'static))));
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -120,6 +120,7 @@ fn memory_page_lists_each_benchmark_of_the_latest_run() {
             peak_memory_bytes: vec![peak, peak + 2, peak + 1],
             kv_cache_bytes: 1000,
             mlx_version: "0.32.2".into(),
+            mlx_build: "manylinux_2_35_x86_64".into(),
             backend: "cpu".into(),
         };
         let folder = dir.path().join("prefill/m_kv4_p128").join(baseline);

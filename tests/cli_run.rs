@@ -65,7 +65,8 @@ fn a_sweep_prints_json_and_appends_csv() {
     assert_eq!(all[0].model, model);
     assert_eq!(all[0].prompt_tokens, 16);
     assert_eq!(all[0].generation_tokens, 4);
-    assert!(all.iter().all(|r| r.status == "ok" && r.device == "cpu" && r.mlx_version == "0.32.2"));
+    let mlx = mlxbench::device::mlx_version();
+    assert!(all.iter().all(|r| r.status == "ok" && r.device == "cpu" && r.mlx_version == mlx));
     // Stdout in CSV is the same table shape.
     assert_eq!(csv::Reader::from_reader(&again.stdout[..]).deserialize::<CsvRow>().count(), 8);
 }
@@ -166,4 +167,44 @@ fn hwinfo_and_compare_explain_themselves() {
     assert!(stderr(&out).contains("cargo bench"), "{}", stderr(&out));
     let help = String::from_utf8_lossy(&mlxbench(&["compare", "--help"]).stdout).into_owned();
     assert!(help.contains("[default: table]"), "{help}");
+}
+
+/// Off a terminal (stderr is a pipe here, as in CI logs or `| tee`), each configuration is one
+/// line as it finishes, in the sweep's order: its label and medians, or its status and error.
+#[test]
+fn off_a_terminal_each_finished_configuration_is_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_model(tmp.path());
+    let missing = tmp.path().join("no-such-model");
+    let models = format!("{},{}", missing.display(), model.display());
+    let out = mlxbench(&[
+        "run", "--model", &models, "-p", "16,32", "-n", "4", "--kv-bits", "none,8", "--repeats", "2", "--warmup", "1", "--device",
+        "cpu", "--no-save",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(lines.len(), 8, "{err}");
+    let measured = regex::Regex::new(
+        r"^\[(\d)/8\] (\S+) \(mlxbench, kv (none|8), p(16|32) g4 b1 d0\): prompt \d+\.\d t/s, decode \d+\.\d t/s, TTFT \d+\.\d\d ms, peak \d+\.\d (kB|MB) \(medians of 2 trials\)$",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i < 4 {
+            assert!(line.starts_with(&format!("[{}/8] no-such-model (mlxbench, kv ", i + 1)), "{line}");
+            assert!(line.contains("): failed: model ") && line.contains("no-such-model"), "{line}");
+            continue;
+        }
+        let c = measured.captures(line).unwrap_or_else(|| panic!("not a result line: {line}"));
+        assert_eq!(&c[1], (i + 1).to_string());
+        assert_eq!(&c[2], "tiny", "the short name");
+        seen.push((c[3].to_string(), c[4].to_string()));
+    }
+    // kv bits outer, prompt length inner.
+    let expected: Vec<(String, String)> =
+        [("none", "16"), ("none", "32"), ("8", "16"), ("8", "32")].iter().map(|(k, p)| (k.to_string(), p.to_string())).collect();
+    assert_eq!(seen, expected);
+    // The line replaces the bar's separate failure message: each failure is said once.
+    assert_eq!(err.matches("no-such-model\" not found").count(), 4, "{err}");
 }

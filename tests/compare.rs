@@ -91,6 +91,7 @@ impl Bench {
             peak_memory_bytes: peaks.to_vec(),
             kv_cache_bytes: 4 << 20,
             mlx_version: "0.32.2".to_owned(),
+            mlx_build: "manylinux_2_35_x86_64".to_owned(),
             backend: "cpu".to_owned(),
         };
         record.write(&root.join(self.dir()).join(baseline)).unwrap();
@@ -280,8 +281,29 @@ fn a_different_mlx_build_is_noted() {
     let comparison = compare(root.path(), "main", "new", 5.0, false).unwrap();
     assert_eq!(
         comparison.notes,
-        ["different MLX builds: main ran on MLX 0.32.2 (cpu), new on MLX 0.32.2 (cuda)"]
+        ["different MLX builds: main ran MLX 0.32.2 (manylinux_2_35_x86_64) on cpu, new MLX 0.32.2 (manylinux_2_35_x86_64) on cuda"]
     );
+
+    // One version, another wheel (all say 0.32.2; only the macOS 26 one has the M5 kernels).
+    record.backend = "cpu".to_owned();
+    record.mlx_build = "macosx_26_0_arm64".to_owned();
+    record.write(&folder).unwrap();
+    let comparison = compare(root.path(), "main", "new", 5.0, false).unwrap();
+    assert_eq!(
+        comparison.notes,
+        ["different MLX builds: main ran MLX 0.32.2 (manylinux_2_35_x86_64) on cpu, new MLX 0.32.2 (macosx_26_0_arm64) on cpu"]
+    );
+
+    // A sidecar written before builds were recorded reads as an unknown build.
+    let old = json!({"full_id": TTFT.full_id(), "peak_memory_bytes": [1000], "kv_cache_bytes": 0, "mlx_version": "0.32.2", "backend": "cpu"});
+    std::fs::write(folder.join(MEMORY_FILE), old.to_string()).unwrap();
+    assert_eq!(MemoryRecord::read(&folder).unwrap().unwrap().mlx_build, "unknown");
+    let comparison = compare(root.path(), "main", "new", 5.0, false).unwrap();
+    assert_eq!(
+        comparison.notes,
+        ["different MLX builds: main ran MLX 0.32.2 (manylinux_2_35_x86_64) on cpu, new MLX 0.32.2 (unknown) on cpu"]
+    );
+    assert_eq!(comparison.different_mlx, None, "a note for the Criterion gate, not a header");
 }
 
 #[test]
@@ -506,6 +528,7 @@ fn memory_records_round_trip_through_their_file() {
         peak_memory_bytes: vec![1 << 30, (1 << 30) + 4096],
         kv_cache_bytes: 1 << 20,
         mlx_version: "0.32.2".to_owned(),
+        mlx_build: "manylinux_2_35_x86_64".to_owned(),
         backend: "cpu".to_owned(),
     };
     record.write(&folder).unwrap();
@@ -557,6 +580,7 @@ fn a_real_criterion_tree_is_read_by_id() {
                 peak_memory_bytes: vec![peak; 10],
                 kv_cache_bytes: 0,
                 mlx_version: "0.32.2".to_owned(),
+                mlx_build: "manylinux_2_35_x86_64".to_owned(),
                 backend: "cpu".to_owned(),
             };
             record.write(&root.path().join(&bench_dir).join(baseline)).unwrap();

@@ -2,7 +2,8 @@
 //! launch`): 2 and 4 ranks give the single process's last-position logits within float
 //! tolerance and its 32 greedy tokens, float and 4-bit, plain and quantized KV cache, for every
 //! architecture; a killed rank stops the group within a deadline and leaves no process behind;
-//! records carry the group; bad setups are errors that name the culprit.
+//! records carry the group; bad setups are errors that name the culprit. Ranks are watched with
+//! `common::process` (no `/proc`: the same on macOS), which counts a zombie as ended.
 mod common;
 
 use std::{
@@ -12,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::wait_bounded;
+use common::{process::{alive, command_lines_containing}, wait_bounded};
 use mlxbench::synth::{self, Arch, FloatDtype, SynthOptions};
 use serde_json::{json, Value};
 
@@ -108,9 +109,30 @@ fn every_architecture_splits_over_two_ranks() {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    // A reaped process has no /proc entry; a zombie would show state Z.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
+/// The process helpers themselves, on a child of ours: seen while it runs, with its command
+/// line; a zombie once killed and not yet reaped (as `ps` says), and not alive from then on.
+#[test]
+fn a_child_is_alive_until_it_is_a_zombie_and_its_command_line_is_seen() {
+    let mut child = Command::new("sleep").arg("61.25").spawn().unwrap();
+    let pid = child.id();
+    assert!(alive(pid), "a sleeping child runs");
+    let found = command_lines_containing(&["sleep", "61.25"]);
+    assert_eq!(found, [format!("{pid}: sleep 61.25")]);
+    // SAFETY: kill(2) to a child we started and have not reaped.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let state = || {
+        let out = Command::new("ps").args(["-o", "stat=", "-p", &pid.to_string()]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !state().starts_with('Z') {
+        assert!(Instant::now() < deadline, "no zombie 10 s after SIGKILL: ps says {:?}", state());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(pid), "a zombie has ended");
+    assert_eq!(command_lines_containing(&["sleep", "61.25"]), Vec::<String>::new());
+    child.wait().unwrap();
+    assert!(!alive(pid), "a reaped process has ended");
 }
 
 /// A launch of a long `run` on 2 ranks, and its ranks' process ids once it has named them.
@@ -200,7 +222,7 @@ fn records_carry_the_group_and_only_rank_0_reports() {
     let out = run(command, "launch run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.matches("| model | params |").count(), 1, "one table, from rank 0: {stdout}");
+    assert_eq!(stdout.matches("| model | decode t/s |").count(), 1, "one table, from rank 0: {stdout}");
     let value: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     let records = value["records"].as_array().unwrap();
     assert_eq!(records.len(), 1, "rank 0 alone writes");
@@ -230,7 +252,7 @@ fn speedup_runs_alone_then_as_a_group_and_prints_the_ratios() {
     assert!(records[0].get("distributed").is_none());
     assert_eq!(records[1]["distributed"]["size"], json!(2));
     let table = stdout.split("2 ranks ÷ one process").nth(1).unwrap_or_else(|| panic!("no speed-up table: {stdout}"));
-    let row = table.lines().find(|l| l.starts_with(&format!("| {} |", model.display()))).unwrap_or_else(|| panic!("{table}"));
+    let row = table.lines().find(|l| l.starts_with("| tiny |")).unwrap_or_else(|| panic!("{table}"));
     // Every ratio is a number with its interval: `0.5× [0.4, 0.6]`.
     assert_eq!(row.matches('×').count(), 4, "{row}");
 }

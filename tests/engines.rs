@@ -6,6 +6,9 @@ use std::{
     process::{Command, Output},
 };
 
+mod common;
+
+use common::reference;
 use mlxbench::{
     bench::{engine::MlxLmProcess, PreparedModel, RunRecord, Settings, Status},
     device::{self, DeviceKind},
@@ -13,12 +16,6 @@ use mlxbench::{
     report::JsonReport,
     synth::{self, Arch, FloatDtype, SynthOptions},
 };
-
-/// The test venv's Python with mlx-lm (`.ci/setup` makes it).
-fn reference_python() -> String {
-    std::env::var("MLXBENCH_REFERENCE_PYTHON")
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyref/bin/python").to_string_lossy().into_owned())
-}
 
 fn tiny_model(dir: &Path, arch: Arch) -> PathBuf {
     let out = dir.join(format!("tiny-{arch}"));
@@ -36,7 +33,7 @@ fn both_engines_generate_the_same_tokens_from_the_same_prompt_ids() {
     let dir = tiny_model(tmp.path(), Arch::Qwen3);
     let model = PreparedModel::load(dir.to_str().unwrap()).unwrap();
     let settings = Settings::default();
-    let mut mlx_lm = MlxLmProcess::start(&reference_python(), DeviceKind::Cpu).unwrap();
+    let mut mlx_lm = MlxLmProcess::start(&reference::python_arg(), DeviceKind::Cpu).unwrap();
     mlx_lm.load(&dir).unwrap();
     for (kv_bits, depth) in [(None, 0), (Some(8), 0), (None, 16)] {
         let point = mlxbench::bench::RunPoint {
@@ -78,7 +75,7 @@ fn records(out: &Output) -> Vec<RunRecord> {
 fn run_interleaves_the_engines_and_compares_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model(tmp.path(), Arch::Llama);
-    let python = reference_python();
+    let python = reference::python_arg();
     let out = mlxbench(&[
         "run", "--model", dir.to_str().unwrap(), "-p", "16", "-n", "8", "--kv-bits", "none,4", "--repeats", "2", "--warmup", "1",
         "--engine", "mlxbench,mlx-lm", "--python", &python, "--device", "cpu", "--format", "json", "--no-save",

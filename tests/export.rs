@@ -124,6 +124,7 @@ fn a_criterion_baseline_exports_time_tokens_and_memory() {
         peak_memory_bytes: vec![2_000_000; 10],
         kv_cache_bytes: 0,
         mlx_version: "0.32.2".into(),
+        mlx_build: "manylinux_2_35_x86_64".into(),
         backend: "cpu".into(),
     }
     .write(&prefill)
@@ -164,4 +165,58 @@ fn exports_refuse_what_they_cannot_read_and_say_which_file() {
     assert!(error.contains("missing.json"), "{error}");
     let error = export_error(&["--format", "xml", other.to_str().unwrap()]);
     assert!(error.contains("bmf") && error.contains("github-bigger"), "{error}");
+}
+
+#[test]
+fn results_of_two_mlx_versions_export_apart_and_a_repeated_sweep_is_kept_apart_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = records();
+    let new: Vec<RunRecord> = records()
+        .into_iter()
+        .map(|mut r| {
+            r.context.mlx_version = "0.32.4".into();
+            r
+        })
+        .collect();
+    let (a, b) = (dir.path().join("old.csv"), dir.path().join("new.json"));
+    ResultsFile::open(&a, Format::Csv).unwrap().save(&old).unwrap();
+    ResultsFile::open(&b, Format::Json).unwrap().save(&new).unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+
+    let bmf = export(&["--format", "bmf", a, b], "bmf.schema.json");
+    let names: Vec<&String> = bmf.as_object().unwrap().keys().collect();
+    assert_eq!(names.len(), 6, "three configurations under each version: {names:?}");
+    for version in ["0.32.2", "0.32.4"] {
+        let id = format!("l1b/mlxbench/kv8/p65/g33/b1/d0/mlx{version}");
+        let value = bmf[&id]["generation-tps"]["value"].as_f64().unwrap();
+        assert!((value - 400.0).abs() < 4.0, "{id}: {value}");
+    }
+    let bigger = export(&["--format", "github-bigger", a, b], "github-action-benchmark.schema.json");
+    let extra = bigger.as_array().unwrap().iter().find(|e| e["name"] == "l1b/mlxbench/kv4/p65/g33/b1/d0/mlx0.32.4 generation-tps").unwrap();
+    assert!(extra["extra"].as_str().unwrap().contains("MLX 0.32.4 (manylinux_2_35_x86_64) cuda"), "{extra}");
+    // One version: the names dashboards already track.
+    assert!(export(&["--format", "bmf", b], "bmf.schema.json").get("l1b/mlxbench/kv8/p65/g33/b1/d0").is_some());
+
+    // The same sweep saved twice into one file: both runs are exported, the second apart by
+    // name, and stderr says so.
+    let twice = dir.path().join("twice.json");
+    ResultsFile::open(&twice, Format::Json).unwrap().save(&old).unwrap();
+    ResultsFile::open(&twice, Format::Json).unwrap().save(&old).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(["export", "--format", "bmf"]).arg(&twice).output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let bmf: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(bmf.as_object().unwrap().len(), 6, "three configurations, twice, none dropped: {bmf:#}");
+    for kv in ["kvnone", "kv8", "kv4"] {
+        let id = format!("l1b/mlxbench/{kv}/p65/g33/b1/d0");
+        assert_eq!(bmf[&id]["generation-tps"], bmf[&format!("{id}/run2")]["generation-tps"], "the same trials, twice");
+        assert!(stderr.contains(&format!("{id}/run2")), "{stderr}");
+    }
+    assert!(stderr.starts_with("note: 3 configurations were measured again by a later run"), "{stderr}");
+    let github = export(&["--format", "github-bigger", twice.to_str().unwrap()], "github-action-benchmark.schema.json");
+    let names: Vec<&str> = github.as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 12, "decode and prompt rates of 3 configurations in 2 runs: {names:?}");
+    assert!(names.iter().enumerate().all(|(i, n)| !names[..i].contains(n)), "no name twice: {names:?}");
+    let quiet = Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(["export", "--format", "bmf", a, b]).output().unwrap();
+    assert!(quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
 }

@@ -239,6 +239,7 @@ fn peak_bandwidth_by_chip_and_gpu_name() {
         ("Apple M4 Pro", None, Some(273.0)),
         ("Apple M4 Max", Some(32), Some(410.0)),
         ("Apple M4 Max", Some(40), Some(546.0)),
+        ("Apple M5", None, Some(153.0)),
         ("Apple M9", None, None),
         ("Apple M1 (Virtual)", Some(8), None),
         ("AMD EPYC", None, None),

@@ -203,7 +203,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
 fn csv_starts_with_mlxbench_columns() {
     let header = csv_header().unwrap();
     assert!(header.starts_with("run,prompt_tokens,prompt_tps,generation_tokens,generation_tps,peak_memory_gb,"), "{header}");
-    assert!(header.contains(",model,kv_bits,batch,depth,ttft_ms,device,backend,mlx_version,hardware,git_commit,timestamp,"));
+    assert!(header.contains(",model,kv_bits,batch,depth,ttft_ms,device,backend,mlx_version,mlx_build,hardware,git_commit,timestamp,"));
 }
 
 #[test]
@@ -244,11 +244,12 @@ fn markdown_has_one_row_per_configuration_and_escapes_cells() {
     assert_eq!(rows.len(), 2);
     let prompt = ok.summary.as_ref().unwrap().prompt_tps.clone().unwrap();
     assert!(prompt.stddev > 0.0);
-    assert!(rows[0].contains(&format!("| {:.1} ± {:.1} |", prompt.mean, prompt.stddev)), "{}", rows[0]);
+    // Prompt t/s is shown by its median, as every view shows it (report::headline).
+    assert!(rows[0].contains(&format!("| {:.1} |", prompt.median)), "{}", rows[0]);
     assert!(rows[0].contains("| 22.0 (3%) |"), "{}", rows[0]);
-    assert!(rows[0].starts_with("| m1 | 1.24 B | 4 |"), "a dense model's parameters, no active count: {}", rows[0]);
+    assert!(text.contains("model m1 = m1 | 1.24 B parameters\n"), "a dense model's parameters, no active count: {text}");
     let moe = RunRecord { parameters: Some(30_532_122_624), active_parameters: Some(3_353_032_704), ..ok.clone() };
-    assert!([moe].render(Format::Md).unwrap().contains("| m1 | 30.53 B (3.35 B active) | 4 |"));
+    assert!([moe].render(Format::Md).unwrap().contains("model m1 = m1 | 30.53 B (3.35 B active) parameters"));
     assert!(rows[1].contains("failed: out of memory, \"quoted\", \\| piped and two lines"), "{}", rows[1]);
     // Every row has the header's number of cells.
     let cells = |l: &str| l.replace("\\|", "").matches('|').count();

@@ -1,7 +1,7 @@
-//! The HTML report in a real headless Chromium: `mlxbench run --report` and `mlxbench report`
-//! over two results files, as a user makes them; the page loads with no console message, asks
-//! for nothing over the network, and every chart plots as many points as it says (each one
-//! `<circle>`). The screenshot is left in the target folder (`report-html/report.png`).
+//! The HTML report in a real headless Chromium, Chrome or Edge: `mlxbench run --report` and
+//! `mlxbench report` over two results files, as a user makes them; the page loads with no console
+//! message, asks for nothing over the network, and every chart plots as many points as it says
+//! (each one `<circle>`). The screenshot is left in the target folder (`report-html/report.png`).
 use std::{
     path::{Path, PathBuf},
     process::{Command, Output},
@@ -15,32 +15,74 @@ fn mlxbench(args: &[&str]) -> Output {
     out
 }
 
-/// The headless browser: `$MLXBENCH_CHROMIUM`, else the first Chromium on PATH.
-fn chromium() -> PathBuf {
-    if let Some(path) = std::env::var_os("MLXBENCH_CHROMIUM") {
-        return path.into();
+/// Browsers that print a page's DOM and screenshots headless, by the names they have on PATH.
+const BROWSERS_ON_PATH: [&str; 7] =
+    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome", "chrome-headless-shell", "microsoft-edge"];
+
+/// The same browsers as macOS apps (app, executable inside `Contents/MacOS`). `.ci/setup` checks
+/// these bundles too, and installs Google Chrome with Homebrew when none is there.
+const MAC_APPS: [(&str, &str); 4] = [
+    ("Google Chrome", "Google Chrome"),
+    ("Chromium", "Chromium"),
+    ("Google Chrome for Testing", "Google Chrome for Testing"),
+    ("Microsoft Edge", "Microsoft Edge"),
+];
+
+/// The executables of `MAC_APPS` in `/Applications`, then in `<home>/Applications`.
+fn mac_bundles(home: Option<&Path>) -> Vec<PathBuf> {
+    let roots = std::iter::once(PathBuf::from("/Applications")).chain(home.map(|h| h.join("Applications")));
+    roots.flat_map(|root| MAC_APPS.map(|(app, exe)| root.join(format!("{app}.app")).join("Contents/MacOS").join(exe))).collect()
+}
+
+fn executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The headless browser: `$MLXBENCH_BROWSER`, else the first of `BROWSERS_ON_PATH` on PATH, else
+/// (on macOS) the first of `mac_bundles`. Fails saying where it looked and how to get one.
+fn browser() -> PathBuf {
+    if let Some(path) = std::env::var_os("MLXBENCH_BROWSER") {
+        let path = PathBuf::from(path);
+        assert!(executable(&path), "MLXBENCH_BROWSER={} is not an executable file", path.display());
+        return path;
     }
-    for name in ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"] {
-        if let Ok(out) = Command::new("which").arg(name).output() {
-            if out.status.success() {
-                return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            }
-        }
+    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let on_path = BROWSERS_ON_PATH.iter().flat_map(|name| path_dirs.iter().map(move |dir| dir.join(name)));
+    let bundles = if cfg!(target_os = "macos") { mac_bundles(std::env::var_os("HOME").as_deref().map(Path::new)) } else { Vec::new() };
+    if let Some(found) = on_path.chain(bundles.iter().cloned()).find(|p| executable(p)) {
+        return found;
     }
-    panic!("no Chromium found: install it (.ci/setup does on Debian) or set MLXBENCH_CHROMIUM");
+    let bundles: Vec<String> = bundles.iter().map(|b| b.display().to_string()).collect();
+    panic!(
+        "no headless browser found: MLXBENCH_BROWSER is unset, none of {BROWSERS_ON_PATH:?} is on PATH{}. \
+         Run .ci/setup (it installs Chromium on Debian, Google Chrome with Homebrew on a Mac), install \
+         Chrome or Chromium yourself, or point MLXBENCH_BROWSER at one",
+        if bundles.is_empty() { String::new() } else { format!(" and none of these apps is installed: {bundles:#?}") }
+    );
 }
 
 /// Loads `page` headless; returns the DOM after loading and the page's console messages.
 fn load(page: &Path, screenshot: Option<&Path>) -> (String, Vec<String>) {
     let url = format!("file://{}", page.display());
-    let mut command = Command::new(chromium());
-    command.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]);
+    let browser = browser();
+    // A profile of its own: a Chrome the user has open keeps its profile locked, and a fresh one
+    // has no first-run dialogs, sync, extensions or keychain prompts (macOS).
+    let profile = tempfile::tempdir().unwrap();
+    let mut command = Command::new(&browser);
+    // chrome-headless-shell is headless only and knows no modes.
+    let headless_shell = browser.file_name().is_some_and(|n| n.to_string_lossy().contains("headless-shell"));
+    command.arg(if headless_shell { "--headless" } else { "--headless=new" });
+    command.arg(format!("--user-data-dir={}", profile.path().display()));
+    command.args(["--no-first-run", "--no-default-browser-check", "--disable-extensions", "--disable-sync"]);
+    command.args(["--disable-background-networking", "--password-store=basic", "--use-mock-keychain"]);
+    command.args(["--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]);
     match screenshot {
         Some(path) => command.arg("--window-size=1100,2400").arg(format!("--screenshot={}", path.display())),
         None => command.arg("--dump-dom"),
     };
     let out = command.arg(&url).output().unwrap();
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}: {}", browser.display(), String::from_utf8_lossy(&out.stderr));
     let console = String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains(":CONSOLE")).map(String::from).collect();
     (String::from_utf8_lossy(&out.stdout).into_owned(), console)
 }
@@ -94,16 +136,20 @@ fn the_report_of_a_sweep_loads_cleanly_in_chromium_with_every_chart_plotted() {
     }
     let (dom, console) = load(&page, None);
     assert!(console.is_empty(), "console messages: {console:#?}");
-    assert_eq!(dom.matches("<tr>").count(), 2 + 1 + 6, "the context table (a header and a row), the summary's header and 6 configurations");
+    let table = |class: &str| dom.split(&format!("<table class=\"{class}\">")).nth(1).unwrap().split("</table>").next().unwrap().to_string();
+    assert_eq!(table("context").matches("<tr>").count(), 1 + 2, "the context table: a header and a row per run (two files, two runs)");
+    assert_eq!(table("summary").matches("<tr>").count(), 1 + 6, "the summary's header and 6 configurations");
+    assert!(table("context").contains("unknown (CSV keeps no warmup or repeats)"), "{}", table("context"));
+    assert!(dom.contains("Merged from 2 results files: "), "says what was merged");
     let charts = charts(&dom);
     let captions: Vec<&str> = charts.iter().map(|(c, _, _)| c.as_str()).collect();
     for expected in [
-        "Decode (generation) tokens/s against prompt length",
-        "Prefill (prompt) tokens/s against prompt length",
-        "Time to first token against prompt length",
-        "Peak memory against kv-bits",
-        "KV cache memory against kv-bits",
-        "Decode tokens/s per window of generated tokens, against context",
+        "decode t/s against prompt length",
+        "prompt t/s against prompt length",
+        "TTFT ms against prompt length",
+        "peak memory against kv-bits",
+        "KV cache against kv-bits",
+        "decode t/s per window of generated tokens, against context",
     ] {
         assert!(captions.contains(&expected), "{expected:?} missing from {captions:#?}");
     }
@@ -112,10 +158,213 @@ fn the_report_of_a_sweep_loads_cleanly_in_chromium_with_every_chart_plotted() {
     }
     // 2 prompt lengths x 3 kv-bits; each configuration has 2 decode windows.
     let points = |caption: &str| charts.iter().find(|(c, _, _)| c == caption).unwrap().1;
-    assert_eq!(points("Peak memory against kv-bits"), 6);
-    assert_eq!(points("Decode tokens/s per window of generated tokens, against context"), 12);
+    assert_eq!(points("peak memory against kv-bits"), 6);
+    assert_eq!(points("decode t/s per window of generated tokens, against context"), 12);
+    assert!(!captions.iter().any(|c| c.ends_with("against depth") || c.ends_with("against batch")), "one depth and one batch: {captions:?}");
 
     let screenshot = dir.join("report.png");
     load(&page, Some(&screenshot));
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "a screenshot with something on it");
+}
+
+/// The app bundles a Mac is searched for, the list `.ci/setup` checks before it installs Chrome.
+#[test]
+fn a_mac_is_searched_for_chrome_chromium_chrome_for_testing_and_edge_apps() {
+    let expected = [
+        "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+        "/Applications/Chromium.app/Contents/MacOS/Chromium",
+        "/Applications/Google Chrome for Testing.app/Contents/MacOS/Google Chrome for Testing",
+        "/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
+        "/Users/ada/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+        "/Users/ada/Applications/Chromium.app/Contents/MacOS/Chromium",
+        "/Users/ada/Applications/Google Chrome for Testing.app/Contents/MacOS/Google Chrome for Testing",
+        "/Users/ada/Applications/Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
+    ];
+    assert_eq!(mac_bundles(Some(Path::new("/Users/ada"))), expected.map(PathBuf::from));
+    assert_eq!(mac_bundles(None), expected[..4].iter().map(PathBuf::from).collect::<Vec<_>>());
+}
+
+/// The cells of each Markdown table of `md` (header first), in order.
+fn markdown_tables(md: &str) -> Vec<Vec<Vec<String>>> {
+    let split = |line: &str| line.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    let mut tables = Vec::new();
+    let mut lines = md.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("| model |") {
+            let mut rows = vec![split(line)];
+            lines.next(); // the rule
+            while let Some(row) = lines.next_if(|l| l.starts_with('|')) {
+                rows.push(split(row));
+            }
+            tables.push(rows);
+        }
+    }
+    tables
+}
+
+/// The cells of the page's `<table class="{class}">` (header first).
+fn html_table(dom: &str, class: &str) -> Vec<Vec<String>> {
+    let Some(table) = dom.split(&format!("<table class=\"{class}\">")).nth(1) else { return Vec::new() };
+    let table = table.split("</table>").next().unwrap();
+    let text = |cell: &str| cell.split_once('>').unwrap().1.split("</t").next().unwrap().replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">");
+    table
+        .split("<tr>")
+        .skip(1)
+        .map(|row| row.split("<t").skip(1).filter(|c| c.starts_with('d') || c.starts_with('h')).map(text).collect())
+        .collect()
+}
+
+/// Per chart of a page: its caption and the legend labels of its series (the SVG's last texts).
+fn legends(dom: &str) -> Vec<(String, Vec<String>)> {
+    dom.split("<figure class=\"chart\"")
+        .skip(1)
+        .map(|figure| {
+            let figure = &figure[..figure.find("</figure>").unwrap()];
+            let caption = figure.split("<figcaption>").nth(1).unwrap().split('<').next().unwrap().to_string();
+            let texts = figure.split("<text").skip(1).filter_map(|t| Some(t.split_once('>')?.1.split('<').next()?.trim().to_string())).collect();
+            (caption, texts)
+        })
+        .collect()
+}
+
+/// Where the screenshots of the report are kept: `$MLXBENCH_SCREENSHOTS`, else the target folder.
+fn screenshot_path(dir: &Path, name: &str) -> PathBuf {
+    match std::env::var_os("MLXBENCH_SCREENSHOTS") {
+        Some(folder) => {
+            std::fs::create_dir_all(&folder).unwrap();
+            Path::new(&folder).join(name)
+        }
+        None => dir.join(name),
+    }
+}
+
+fn tiny_llama(dir: &Path) -> String {
+    let model = dir.join("tiny-llama");
+    let config = synth::preset_config("tiny", Some(Arch::Llama)).unwrap();
+    synth::write_model(&config, &SynthOptions { bits: Some(4), dtype: FloatDtype::Float32, ..SynthOptions::default() }, &model).unwrap();
+    model.to_str().unwrap().to_owned()
+}
+
+/// A run of both engines (mlx-lm through the reference Python when `.ci/setup` made it; else the
+/// same results relabelled as mlx-lm's, a file with both engines as a user could have one): the
+/// page shows the terminal's summary and ratio tables cell for cell, with ITL, parameters and load.
+#[test]
+fn the_report_of_a_two_engine_run_shows_what_the_terminal_shows() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html-engines");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny_llama(&dir);
+    let results = dir.join("engines.json");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyref-0.32.4/bin/python");
+    let mut args = vec!["run", "--model", &model, "-p", "16,32", "-n", "8", "--kv-bits", "none,8", "--repeats", "3", "--device", "cpu"];
+    let python_arg = python.to_str().unwrap().to_owned();
+    if python.is_file() {
+        args.extend(["--engine", "mlxbench,mlx-lm", "--python", &python_arg]);
+    }
+    let results_arg = results.to_str().unwrap().to_owned();
+    args.extend(["-o", &results_arg]);
+    let mut terminal = String::from_utf8(mlxbench(&args).stdout).unwrap();
+    if !python.is_file() {
+        use mlxbench::{
+            bench::Engine,
+            report::{read::read_records, Format, Printable},
+        };
+        let ours = read_records(&results).unwrap();
+        let theirs = ours.iter().cloned().map(|mut r| {
+            r.point.engine = Engine::MlxLm;
+            r
+        });
+        let both: Vec<_> = ours.iter().cloned().zip(theirs).flat_map(|(a, b)| [a, b]).collect();
+        std::fs::write(&results, both.render(Format::Json).unwrap()).unwrap();
+        terminal = both.render(Format::Md).unwrap();
+    }
+    let page = dir.join("engines.html");
+    mlxbench(&["report", &results_arg, "-o", page.to_str().unwrap()]);
+    let (dom, console) = load(&page, None);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+
+    let tables = markdown_tables(&terminal);
+    assert_eq!(tables.len(), 2, "the summary and the ratios: {terminal}");
+    assert_eq!(html_table(&dom, "summary"), tables[0], "the summary, cell for cell");
+    assert_eq!(html_table(&dom, "ratios"), tables[1], "mlxbench ÷ mlx-lm, cell for cell");
+    let header = &tables[0][0];
+    for column in ["engine", "kv", "prompt", "decode t/s", "mean decode t/s", "ITL p50/p99 ms", "peak memory"] {
+        assert!(header.iter().any(|h| h == column), "{column} in {header:?}");
+    }
+    assert_eq!(tables[1][0][3..], ["decode t/s", "prompt t/s", "TTFT (inverted)", "peak memory (inverted)"]);
+    assert!(terminal.contains("> 1 is better for the first, in every column"), "{terminal}");
+    assert!(dom.contains("&gt; 1 is better for the first, in every column"), "the rule on the page too");
+    assert!(dom.contains(" parameters | loaded in "), "the model's parameters and load time");
+    assert!(dom.contains("<details><summary>Every statistic per configuration</summary>"));
+    for (caption, labels) in legends(&dom) {
+        assert!(labels.iter().all(|l| !l.contains("kvnone") && !l.contains("kv8")), "{caption}: one vocabulary, `kv none`: {labels:?}");
+    }
+    let screenshot = screenshot_path(&dir, "two-engines.png");
+    load(&page, Some(&screenshot));
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+}
+
+/// One sweep appended twice to one CSV file: the report keeps the runs apart (a run column, a
+/// context row and series per run), says what was merged, charts only the swept axes, and draws
+/// series that measured the same (the KV cache's size) once.
+#[test]
+fn a_sweep_appended_twice_keeps_its_two_runs_apart() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html-twice");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny_llama(&dir);
+    let csv = dir.join("twice.csv");
+    let sweep = ["run", "--model", &model, "-p", "16,32", "-n", "8", "--kv-bits", "none,8", "--repeats", "2", "--device", "cpu", "-o", csv.to_str().unwrap()];
+    mlxbench(&sweep);
+    // Runs are told apart by their start, to the second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = String::from_utf8(mlxbench(&sweep).stdout).unwrap();
+    assert!(!second.contains("| run |"), "one run's own table has no run column: {second}");
+    let page = dir.join("twice.html");
+    let out = mlxbench(&["report", csv.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+    assert!(out.status.success());
+    let (dom, console) = load(&page, None);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+
+    let summary = html_table(&dom, "summary");
+    let run = summary[0].iter().position(|h| h == "run").unwrap_or_else(|| panic!("a run column: {:?}", summary[0]));
+    let runs: Vec<&str> = summary[1..].iter().map(|row| row[run].as_str()).collect();
+    assert_eq!(runs, ["1", "1", "1", "1", "2", "2", "2", "2"]);
+    let context = html_table(&dom, "context");
+    assert_eq!(context.len(), 1 + 2, "a context row per run: {context:?}");
+    assert_eq!((context[0][0].as_str(), context[1][0].as_str(), context[2][0].as_str()), ("run", "1", "2"));
+    assert!(dom.contains("2 runs measured the same configurations; tables and charts keep them apart: run 1 started "), "says what was merged");
+
+    let charts = legends(&dom);
+    let captions: Vec<&str> = charts.iter().map(|(c, _)| c.as_str()).collect();
+    assert!(captions.contains(&"decode t/s against prompt length") && captions.contains(&"KV cache against kv-bits"), "{captions:?}");
+    assert!(!captions.iter().any(|c| c.contains("depth") || c.contains("batch")), "no chart of an axis with one value: {captions:?}");
+    let (_, decode) = charts.iter().find(|(c, _)| c == "decode t/s against prompt length").unwrap();
+    for label in ["kv none, run 1", "kv none, run 2", "kv 8, run 1", "kv 8, run 2"] {
+        assert!(decode.iter().any(|l| l == label), "{label} in {decode:?}");
+    }
+    let (_, kv) = charts.iter().find(|(c, _)| c == "KV cache against kv-bits").unwrap();
+    // The cache grows in steps of 256 tokens: 16 and 32 prompt tokens, in either run, hold as much.
+    assert_eq!(kv.last().map(String::as_str), Some("prompt 16, run 1 = prompt 16, run 2 = prompt 32, run 1 = prompt 32, run 2"), "identical series draw once: {kv:?}");
+    let screenshot = screenshot_path(&dir, "appended-twice.png");
+    load(&page, Some(&screenshot));
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+}
+
+/// `report` takes `run` results and says so plainly when it is given `serve` results.
+#[test]
+fn serve_results_are_refused_with_a_plain_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = dir.path().join("serve.csv");
+    std::fs::write(&serve, mlxbench::serve::csv_header().unwrap()).unwrap();
+    for command in ["report", "export"] {
+        let mut args = vec![command, serve.to_str().unwrap()];
+        if command == "export" {
+            args.extend(["--format", "bmf"]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(&args).env_remove("RUST_BACKTRACE").output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("these are results of `mlxbench serve`; `mlxbench report` and `mlxbench export` take results of `mlxbench run`"), "{command}: {stderr}");
+    }
 }

@@ -15,15 +15,18 @@ use std::{
 use common::wait_bounded;
 use mlxbench::{
     serve::{
+        launch::{LogDir, MemoryTimeline, ServerCommand},
+        load::Load,
+        markdown,
         metrics::{ErrorKind, PointSummary, RequestRecord, Slo, Spread, TokenSource},
-        ServeReport,
+        progress_line, ServeContext, ServePoint, ServeRecord, ServeReport,
     },
     synth::{self, Arch, FloatDtype, SynthOptions},
 };
 
+/// The reference venv's Python, which has `mlx_lm.server` (`tests/common/reference.rs`).
 fn python() -> String {
-    std::env::var("MLXBENCH_REFERENCE_PYTHON")
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyref/bin/python").to_string_lossy().into_owned())
+    common::reference::python_arg()
 }
 
 fn tiny_model(dir: &Path) -> PathBuf {
@@ -46,18 +49,15 @@ fn serve(args: &[&str], limit: Duration) -> Output {
     wait_bounded(child, limit, "mlxbench serve")
 }
 
-/// Processes whose command line mentions `needle` (launched servers carry the model's path).
+/// The `mlx_lm` processes whose command line mentions `needle` (launched servers carry the
+/// model's path).
 fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) && cmdline.contains("mlx_lm") {
-                found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
-            }
-        }
-    }
-    found
+    common::process::command_lines_containing(&[needle, "mlx_lm"])
+}
+
+/// The rest of the first line of `stderr` that holds `label`.
+fn said<'a>(stderr: &'a str, label: &str) -> &'a str {
+    stderr.lines().find_map(|l| l.split_once(label).map(|(_, rest)| rest)).unwrap_or_else(|| panic!("no {label:?} in {stderr}"))
 }
 
 // --- The metrics, to exact numbers. ---
@@ -128,8 +128,11 @@ enum Fault {
     Garbage,
 }
 
-/// A server with one fault for every request; returns its base URL and the bodies it received.
-fn fault_server(fault: Fault) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+/// What a test server received: each request's path and JSON body.
+type Received = Arc<Mutex<Vec<(String, serde_json::Value)>>>;
+
+/// A server with one fault for every request; returns its base URL and what it received.
+fn fault_server(fault: Fault) -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -145,8 +148,11 @@ fn fault_server(fault: Fault) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
     (url, bodies)
 }
 
-fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<serde_json::Value>>) -> std::io::Result<()> {
+fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<(String, serde_json::Value)>>) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
     let mut length = 0;
     loop {
         let mut line = String::new();
@@ -162,7 +168,7 @@ fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<serde_json::Valu
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap_or_default());
+    seen.lock().unwrap().push((path, serde_json::from_slice(&body).unwrap_or_default()));
     let chunk = |text: &str| format!("data: {}\n\n", serde_json::json!({"choices": [{"index": 0, "text": text}]}));
     let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
     match fault {
@@ -258,8 +264,9 @@ fn every_fault_is_counted_and_named_and_the_run_ends() {
     assert!(stdout.contains("2 connect") && stdout.contains("2 timeout"), "the table names the errors: {stdout}");
     assert!(stderr.contains("10 of 12 requests failed"), "{stderr}");
     // What the servers were asked: a stream with usage, 4 tokens, EOS suppressed.
-    let bodies = servers[0].1.lock().unwrap().clone();
-    let body = &bodies[0];
+    let received = servers[0].1.lock().unwrap().clone();
+    let (path, body) = &received[0];
+    assert_eq!(path, "/v1/completions");
     assert_eq!((body["stream"].as_bool(), body["max_tokens"].as_u64()), (Some(true), Some(4)), "{body}");
     assert_eq!(body["stream_options"]["include_usage"], true);
     assert!(body["logit_bias"].as_object().is_some_and(|b| !b.is_empty()) && body["ignore_eos"] == true, "{body}");
@@ -278,6 +285,225 @@ fn bad_arguments_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tokenizer"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+#[test]
+fn base_urls_with_or_without_v1_reach_the_same_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let (url, received) = fault_server(Fault::Good);
+    // The OpenAI-style base URL (LM Studio, the OpenAI SDKs), with and without a slash, and the bare one.
+    let variants = [format!("{url}/v1"), format!("{url}/v1/"), format!("{url}/"), url.clone()];
+    for api in ["completions", "chat"] {
+        let out = serve(
+            &[
+                "--url",
+                &variants.join(","),
+                "--tokenizer",
+                model.to_str().unwrap(),
+                "--api",
+                api,
+                "--concurrency",
+                "1",
+                "--num-requests",
+                "4",
+                "--warmup",
+                "0",
+                "-p",
+                "8",
+                "-n",
+                "4",
+                "--format",
+                "json",
+                "--no-save",
+            ],
+            Duration::from_secs(60),
+        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: ServeReport = serde_json::from_slice(&out.stdout).unwrap();
+        let record = &report.records[0];
+        assert_eq!(record.urls, vec![url.clone(); 4], "one spelling of the server");
+        let s = record.summary.as_ref().unwrap();
+        assert_eq!((s.ok_requests, s.failed(), s.total_output_tokens), (4, 0, 16), "{:#?}", record.requests);
+    }
+    let paths: Vec<String> = received.lock().unwrap().iter().map(|(path, _)| path.clone()).collect();
+    assert_eq!(paths, [vec!["/v1/completions"; 4], vec!["/v1/chat/completions"; 4]].concat());
+}
+
+#[test]
+fn off_a_terminal_each_point_gets_a_line_as_it_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // Each request waits 3 s for its first token: two points of one request, about 3 s each.
+    let (url, _) = fault_server(Fault::SlowFirstToken);
+    let json = dir.path().join("progress.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
+        .arg("serve")
+        .args(["--url", &url, "--tokenizer", model.to_str().unwrap(), "--concurrency", "1,2", "--num-requests", "1", "--warmup", "0"])
+        .args(["--input-len", "8", "--output-len", "4", "-o", json.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).map(|l| (Instant::now(), l)).collect::<Vec<_>>());
+    let status = {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "serve did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let ended = Instant::now();
+    let lines = reader.join().unwrap();
+    let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    assert!(status.success(), "{text}");
+    assert!(!text.contains('\r') && !text.contains('\x1b'), "no bar drawn off a terminal: {text:?}");
+    let report: ServeReport = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report.records.len(), 2);
+    for (i, record) in report.records.iter().enumerate() {
+        let expected = progress_line(record, i + 1, 2);
+        let (at, _) = lines.iter().find(|(_, l)| *l == expected).unwrap_or_else(|| panic!("no line {expected:?} in\n{text}"));
+        if i == 0 {
+            // Printed when the point ended, not with the table: a whole point (3 s) before the end.
+            assert!(ended.duration_since(*at) > Duration::from_millis(1500), "{:?} before the end", ended.duration_since(*at));
+        }
+        let s = record.summary.as_ref().unwrap();
+        assert!(s.ttft_ms.unwrap().median >= 3000.0, "{s:?}");
+        let concurrency = i + 1;
+        assert!(
+            expected.starts_with(&format!("point {}/2 (1 server, c={concurrency}): 1/1 ok, 0 failed, {:.1} out t/s, TTFT p50 ", i + 1, s.output_tps)),
+            "{expected}"
+        );
+    }
+}
+
+fn context() -> ServeContext {
+    ServeContext {
+        timestamp: "2026-12-01T00:00:00Z".into(),
+        git_commit: "abc".into(),
+        mlxbench_version: "0.1.0".into(),
+        hardware: "Apple M2 Ultra".into(),
+        model: "/models/tiny".into(),
+        api: "completions".into(),
+        requests: "input 16 / output 8 tokens (stddev 0%)".into(),
+        seed: 0,
+    }
+}
+
+#[test]
+fn the_table_has_a_header_line_and_every_error_stays_in_its_row() {
+    let ok = ServeRecord {
+        point: ServePoint { instances: 2, decode_concurrency: None, prompt_concurrency: None, kv_bits: None, load: Load::Closed { concurrency: 1 } },
+        context: context(),
+        urls: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+        error: None,
+        // Output 5 tokens over 0.18 s: 27.8 t/s; TTFT 100 ms.
+        summary: Some(PointSummary::of(&[request(0.0, &[100.0, 120.0, 140.0, 160.0, 180.0], 180.0, 5)], &Slo::default())),
+        server_memory: Some(MemoryTimeline { peak_bytes: 512_000_000, samples: Vec::new() }),
+        requests: Vec::new(),
+    };
+    let error = "mlx_lm.server on port 8080 exited (exit status: 1) before it was ready; its log (/tmp/x.log):\n  Traceback | here\n  ValueError: bad";
+    let failed = ServeRecord {
+        point: ServePoint { kv_bits: Some(4), ..ok.point.clone() },
+        urls: Vec::new(),
+        error: Some(error.into()),
+        summary: None,
+        server_memory: None,
+        ..ok.clone()
+    };
+    let text = markdown(&[ok.clone(), failed.clone()]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6, "header line, blank, table head, rule, two rows:\n{text}");
+    // What does not vary (the servers, the instances) is said once, above the table.
+    assert_eq!(
+        lines[0],
+        "mlxbench 0.1.0 (abc) | model /models/tiny | completions API, input 16 / output 8 tokens (stddev 0%) \
+         | servers http://127.0.0.1:1, http://127.0.0.1:2 | instances 2 | Apple M2 Ultra | 2026-12-01T00:00:00Z"
+    );
+    assert!(lines[2].starts_with("| kv | load | ok/sent |"), "only kv varies: {}", lines[2]);
+    let unescaped = |line: &str| line.matches('|').count() - line.matches("\\|").count();
+    for line in &lines[2..] {
+        assert_eq!(unescaped(line), unescaped(lines[2]), "a row with other columns: {line}\n{text}");
+    }
+    assert!(lines[4].starts_with("| none | c=1 | 1/1 | - | 27.8 | 5.56 | - | 100.0 / 100.0 | 20.0 / 20.0 |"), "{}", lines[4]);
+    assert!(lines[4].ends_with("| 5 | 512.0 MB |"), "{}", lines[4]);
+    assert!(
+        lines[5].contains("| 4 | c=1 | - | failed: mlx_lm.server on port 8080 exited (exit status: 1) before it was ready; its log (/tmp/x.log): Traceback \\| here ValueError: bad |"),
+        "{}",
+        lines[5]
+    );
+    // Progress lines: one line each, whatever the error.
+    assert_eq!(progress_line(&ok, 1, 2), "point 1/2 (2 servers, c=1): 1/1 ok, 0 failed, 27.8 out t/s, TTFT p50 100.0 ms");
+    let line = progress_line(&failed, 2, 2);
+    assert!(line.starts_with("point 2/2 (2 servers, kv 4, c=1): failed: mlx_lm.server on port 8080") && !line.contains('\n'), "{line}");
+}
+
+#[test]
+fn log_folders_are_fresh_and_a_temporary_one_is_private_and_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let first = LogDir::beside(&dir.path().join("serve-logs"), "20261201-000000").unwrap();
+    let second = LogDir::beside(&dir.path().join("serve-logs"), "20261201-000000").unwrap();
+    assert_eq!(first.path(), dir.path().join("serve-logs/20261201-000000"));
+    assert_eq!(second.path(), dir.path().join("serve-logs/20261201-000000-2"), "a second run gets a folder of its own");
+    drop((first, second));
+    assert!(dir.path().join("serve-logs/20261201-000000-2").is_dir(), "logs beside results are kept");
+
+    let temporary = LogDir::temporary("test").unwrap();
+    let path = temporary.path().to_path_buf();
+    assert!(path.starts_with(std::env::temp_dir()) && temporary.is_temporary());
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o700, "private");
+    drop(temporary);
+    assert!(!path.exists(), "removed when dropped");
+    let mut kept = LogDir::temporary("test").unwrap();
+    kept.keep();
+    let path = kept.path().to_path_buf();
+    drop(kept);
+    assert!(path.is_dir(), "kept after a server failed");
+    std::fs::remove_dir_all(path).unwrap();
+}
+
+#[test]
+fn servers_start_as_mlx_lm_asks_and_a_python_without_it_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv_python = python();
+    // The console script mlx-lm installs beside its Python.
+    let command = ServerCommand::for_python(&venv_python);
+    assert_eq!((command.program, command.args), (Path::new(&venv_python).with_file_name("mlx_lm.server"), Vec::<String>::new()));
+    // mlx-lm's own word: `python -m mlx_lm.server` is deprecated, its script and `-m mlx_lm server` are not.
+    let help = |program: &str, args: &[&str]| {
+        let out = Command::new(program).args(args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let script = Path::new(&venv_python).with_file_name("mlx_lm.server");
+    assert!(help(&venv_python, &["-m", "mlx_lm.server"]).contains("deprecated"));
+    assert!(!help(script.to_str().unwrap(), &[]).contains("deprecated"));
+    assert!(!help(&venv_python, &["-m", "mlx_lm", "server"]).contains("deprecated"));
+
+    // A Python with mlx-lm but no script beside it: the module, as mlx-lm spells it.
+    let wrapper = |name: &str, flags: &str| {
+        let path = dir.path().join(name).join("python");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("#!/bin/sh\nexec {venv_python} {flags} \"$@\"\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let with_mlx_lm = wrapper("with", "");
+    let command = ServerCommand::find(&with_mlx_lm).unwrap();
+    assert_eq!((command.program.to_str().unwrap(), command.args), (with_mlx_lm.as_str(), vec!["-m".to_string(), "mlx_lm".into(), "server".into()]));
+    // A Python without it (no site packages): refused before anything starts, naming --python.
+    let without = wrapper("without", "-I -S");
+    let model = tiny_model(dir.path());
+    let out = serve(&["--launch", "mlx-lm", "--model", model.to_str().unwrap(), "--python", &without, "--no-save"], Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("{without} has no mlx-lm")) && stderr.contains("--python"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("point 1/"), "{stderr}");
+}
+
 // --- Real mlx_lm.server instances. ---
 
 #[test]
@@ -294,9 +520,24 @@ fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
         args.extend(load);
         args.extend(["--instances", "2", "-o", output.to_str().unwrap()]);
         let out = serve(&args, Duration::from_secs(300));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
         assert!(processes_mentioning(model_path).is_empty(), "servers left running: {:#?}", processes_mentioning(model_path));
+        // The run's logs: a folder of its own beside the results, one log per server started,
+        // each started through mlx-lm's console script, which warns of nothing deprecated.
+        let logs = PathBuf::from(said(&stderr, "server logs: "));
+        assert_eq!(logs.parent(), Some(dir.path().join("serve-logs").as_path()), "{stderr}");
+        let mut names: Vec<String> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        for name in &names {
+            assert!(name.starts_with("setting-1-port-") && name.ends_with(".log"), "{name}");
+            let log = std::fs::read_to_string(logs.join(name)).unwrap();
+            assert!(log.lines().next().unwrap().contains("bin/mlx_lm.server --model"), "{log}");
+            assert!(!log.contains("deprecated"), "{log}");
+        }
     }
+    assert_eq!(std::fs::read_dir(dir.path().join("serve-logs")).unwrap().count(), 2, "two runs, two log folders");
 
     let header = std::fs::read_to_string(&csv).unwrap().lines().next().unwrap().to_string();
     assert!(
@@ -330,7 +571,7 @@ fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
 
     // Ctrl-C while servers run: exit 130, and no server left.
     let mut args: Vec<&str> = common.to_vec();
-    args.extend(["--concurrency", "1", "--duration", "600", "--input-len", "16", "--output-len", "8", "--no-save"]);
+    args.extend(["--concurrency", "1", "--duration", "600", "-p", "16", "-n", "8", "--no-save"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_mlxbench")).arg("serve").args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let start = Instant::now();
     while processes_mentioning(model_path).is_empty() && start.elapsed() < Duration::from_secs(60) {
@@ -351,6 +592,11 @@ fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
         }
     };
     assert_eq!(status.code(), Some(130));
+    // A run that saves nothing kept its logs in a private temporary folder, gone with it.
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let logs = PathBuf::from(said(&stderr, "their logs: ").trim_end_matches(" (temporary: removed at the end unless a server fails)"));
+    assert!(logs.starts_with(std::env::temp_dir()) && !logs.exists(), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !processes_mentioning(model_path).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

@@ -3,9 +3,13 @@
 //! mlx-lm's own classes have them) with the same logits on both; writes are byte-reproducible;
 //! presets have the parameter counts (total and active) of the real checkpoints.
 //!
-//! Needs the Python reference that `.ci/setup` installs into target/pyref (or
-//! `$MLXBENCH_REFERENCE_PYTHON`), and mlx-lm 0.32.0 in target/pyref-moe (or
-//! `$MLXBENCH_REFERENCE_MOE_PYTHON`) for quantized mixtures of experts.
+//! Both sides run on the test device (`MLXBENCH_TEST_DEVICE`: `cpu`, the default, or `gpu`) and
+//! the MLX this build links, mlx-lm from the reference venv `target/pyref-<BUILT_MLX_VERSION>`
+//! that `.ci/setup` makes (or `$MLXBENCH_REFERENCE_PYTHON`; see `tests/common/reference.rs`). Each
+//! model prints one line, `synth: model=... device=... outcome=compared max_dlogit=...
+//! max_logit=...`. Where mlx-lm cannot run a model with this MLX (quantized mixtures of experts on
+//! MLX 0.32.2, whose `gather_qmm` lacks the `global_scale` mlx-lm passes), the test checks that
+//! mlx-lm fails so and ours runs, and the line says `outcome=skipped` with the reason.
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
@@ -16,9 +20,11 @@ use std::{
 
 mod common;
 
+use common::reference::{self, reference_cannot_run, GLOBAL_SCALE_ERROR};
+
 use mlx_rs::{Array, Dtype};
 use mlxbench::{
-    device::{self, DeviceKind},
+    device::DeviceKind,
     models,
     prompt::BASE_TEXT,
     synth::{self, Arch, FloatDtype, SynthOptions, EOS_TOKEN, PRESETS},
@@ -46,24 +52,20 @@ fn is_moe(arch: Arch) -> bool {
     matches!(arch, Arch::Mixtral | Arch::Qwen3Moe)
 }
 
-fn interpreter(variable: &str, venv: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(variable) {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join(venv).join("bin/python");
-    assert!(p.is_file(), "no Python reference at {}: run .ci/setup (it installs mlx-lm there)", p.display());
-    p
-}
+/// Largest allowed |ours − mlx-lm| of a logit, as a fraction of the largest |logit|, on the CPU.
+/// bfloat16 weights and activations: both run MLX's kernels, in possibly different orders, and
+/// each bfloat16 rounding is worth up to 0.4% of a value.
+const CPU_LOGIT_TOLERANCE: f32 = 0.02;
+/// The same on the GPU (Metal or CUDA): its bfloat16 matmuls accumulate in float32 over tiles whose
+/// order and split depend on the kernel chosen for each shape, so the ulps that differ are more;
+/// twice the CPU's bound is still far below what a wrong tensor layout or a missing scale gives
+/// (logits unrelated to the reference's, differences of the order of the logits themselves).
+const GPU_LOGIT_TOLERANCE: f32 = 0.04;
 
-/// The mlx-lm to load the model in `dir` with: 0.32.0 for quantized mixtures of experts (later
-/// releases pass `global_scale` to `gather_qmm`, which MLX 0.32.2 lacks), else 0.32.2.
-fn python_for(dir: &Path) -> PathBuf {
-    let config = read_json(&dir.join("config.json"));
-    let moe = matches!(config["model_type"].as_str(), Some("mixtral" | "qwen3_moe"));
-    if moe && config.get("quantization").is_some() {
-        interpreter("MLXBENCH_REFERENCE_MOE_PYTHON", "pyref-moe")
-    } else {
-        interpreter("MLXBENCH_REFERENCE_PYTHON", "pyref")
+fn logit_tolerance(kind: DeviceKind) -> f32 {
+    match kind {
+        DeviceKind::Cpu => CPU_LOGIT_TOLERANCE,
+        DeviceKind::Gpu => GPU_LOGIT_TOLERANCE,
     }
 }
 
@@ -77,10 +79,10 @@ fn options(bits: Option<i32>) -> SynthOptions {
     SynthOptions { bits, seed: 3, ..SynthOptions::default() }
 }
 
-/// Writes `config` under the MLX lock, on the CPU.
+/// Writes `config` under the MLX lock, on the test device.
 fn write(config: &Value, options: &SynthOptions, dir: &Path) -> synth::SynthSummary {
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
-    device::select(DeviceKind::Cpu).unwrap();
+    reference::select_device();
     synth::write_model(config, options, dir).unwrap()
 }
 
@@ -107,7 +109,7 @@ fn tensors(dir: &Path) -> BTreeMap<String, Array> {
 /// Logits of the last position for `ids` through our loader.
 fn our_last_logits(dir: &Path, ids: &[u32]) -> (Vec<i32>, Vec<f32>) {
     let _mlx = MLX.lock().unwrap_or_else(|e| e.into_inner());
-    device::select(DeviceKind::Cpu).unwrap();
+    reference::select_device();
     let loaded = models::load(dir).unwrap();
     let tokens = Array::from_slice(&ids.iter().map(|&i| i as i32).collect::<Vec<_>>(), &[1, ids.len() as i32]);
     let logits = loaded.model.forward(&tokens, None).unwrap();
@@ -120,52 +122,59 @@ fn our_last_logits(dir: &Path, ids: &[u32]) -> (Vec<i32>, Vec<f32>) {
 #[derive(serde::Deserialize)]
 struct PyResult {
     ids: Vec<u32>,
+    #[serde(default)]
     shape: Vec<i32>,
+    #[serde(default)]
     last: Vec<f32>,
+    /// Where mlx-lm loaded the model but could not run it (a `TypeError`).
+    error: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct PyOutput {
+    results: Vec<PyResult>,
 }
 
 /// Loads each directory with `mlx_lm.utils.load` (strict: every tensor must exist with mlx-lm's
-/// shape and none may be left over), tokenizes BASE_TEXT's first words with the transformers
-/// tokenizer and returns the last position's logits.
+/// shape and none may be left over) on the test device, tokenizes BASE_TEXT's first words with the
+/// transformers tokenizer and returns the last position's logits.
 fn mlx_lm_logits(dirs: &[&Path], text: &str) -> Vec<PyResult> {
-    let mut by_python: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
-    for (i, dir) in dirs.iter().enumerate() {
-        by_python.entry(python_for(dir)).or_default().push(i);
-    }
-    let mut results: Vec<Option<PyResult>> = dirs.iter().map(|_| None).collect();
-    for (python, indices) in by_python {
-        let group: Vec<&Path> = indices.iter().map(|&i| dirs[i]).collect();
-        for (i, result) in indices.into_iter().zip(mlx_lm_logits_with(&python, &group, text)) {
-            results[i] = Some(result);
-        }
-    }
-    results.into_iter().map(|r| r.expect("every directory ran")).collect()
-}
-
-fn mlx_lm_logits_with(python: &Path, dirs: &[&Path], text: &str) -> Vec<PyResult> {
+    // The device first, before any MLX work; reported back from MLX, not from the argument.
     let script = r#"
 import json, sys
 import mlx.core as mx
+mx.set_default_device(getattr(mx, sys.argv[1]))
 from mlx_lm.utils import load
-text = sys.argv[1]
+text = sys.argv[2]
 results = []
-for d in sys.argv[2:]:
+for d in sys.argv[3:]:
     model, tokenizer = load(d)
     ids = tokenizer.encode(text)
-    logits = model(mx.array([ids]))
+    try:
+        logits = model(mx.array([ids]))
+    except TypeError as e:
+        # mlx-lm's quantized mixtures of experts on an MLX without gather_qmm's global_scale.
+        results.append({"ids": ids, "error": f"{type(e).__name__}: {e}"})
+        continue
     results.append({"ids": ids, "shape": list(logits.shape),
                     "last": logits[0, -1].astype(mx.float32).tolist()})
-json.dump(results, sys.stdout)
+json.dump({"device": mx.default_device().type.name, "mlx_version": mx.__version__,
+           "results": results}, sys.stdout)
 "#;
-    let out = Command::new(python)
+    let out = Command::new(reference::python())
         .arg("-c")
         .arg(script)
+        .arg(reference::device().to_string())
         .arg(text)
         .args(dirs)
         .output()
         .expect("running the Python reference");
     assert!(out.status.success(), "mlx-lm failed to load {dirs:?}:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let reported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    reference::assert_ran_on_test_device(&reported, "mlx-lm's loader");
+    let output: PyOutput = serde_json::from_value(reported).unwrap();
+    assert_eq!(output.results.len(), dirs.len());
+    output.results
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -179,20 +188,34 @@ fn check_against_mlx_lm(dirs: &[PathBuf], text_len: usize) {
     let text = &BASE_TEXT[..text_len];
     let refs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
     let references = mlx_lm_logits(&refs, text);
+    let kind = reference::device();
     for (dir, reference) in dirs.iter().zip(references) {
         let tokenizer = Tokenizer::from_dir(dir).unwrap();
         let ids = tokenizer.encode(text).unwrap();
         assert_eq!(ids, reference.ids, "{}: tokenizers disagree", dir.display());
         let (shape, ours) = our_last_logits(dir, &ids);
-        assert_eq!(shape, reference.shape, "{}", dir.display());
-        let vocab = read_json(&dir.join("config.json"))["vocab_size"].as_i64().unwrap() as i32;
+        let config = read_json(&dir.join("config.json"));
+        let vocab = config["vocab_size"].as_i64().unwrap() as i32;
         assert_eq!(shape, vec![1, ids.len() as i32, vocab]);
-        // bfloat16 weights and activations: both run MLX's kernels, in possibly different orders.
         let scale = ours.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let diff = max_abs_diff(&ours, &reference.last);
-        eprintln!("{}: max |logit| {scale:.3}, max |ours - mlx-lm| {diff:.2e}", dir.display());
         assert!(scale > 0.1, "{}: logits are all near zero", dir.display());
-        assert!(diff <= 0.02 * scale, "{}: logits differ from mlx-lm's by {diff} (scale {scale})", dir.display());
+        let label = format!("model={} device={kind}", dir.file_name().unwrap().to_string_lossy());
+        let quantized = config.get("quantization").is_some();
+        if let Some(reason) = reference_cannot_run(config["model_type"].as_str().unwrap(), quantized) {
+            let error = reference.error.as_deref().unwrap_or_default();
+            assert!(error.contains(GLOBAL_SCALE_ERROR), "{label}: expected mlx-lm to fail ({reason}); it gave {:?}", reference.error);
+            eprintln!("synth: {label} outcome=skipped reason={reason:?} (ours ran; mlx-lm failed as expected)");
+            continue;
+        }
+        assert!(reference.error.is_none(), "{label}: mlx-lm failed: {:?}", reference.error);
+        assert_eq!(shape, reference.shape, "{}", dir.display());
+        let diff = max_abs_diff(&ours, &reference.last);
+        eprintln!("synth: {label} outcome=compared max_dlogit={diff:.2e} max_logit={scale:.3}");
+        let tolerance = logit_tolerance(kind);
+        assert!(
+            diff <= tolerance * scale,
+            "{label}: logits differ from mlx-lm's by {diff} (largest logit {scale}, tolerance {tolerance} of it)"
+        );
     }
 }
 

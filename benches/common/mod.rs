@@ -103,6 +103,7 @@ pub fn run(phase: Phase) {
                     peak_memory_bytes: peaks[peaks.len() - config.sample_size..].to_vec(),
                     kv_cache_bytes,
                     mlx_version: info.mlx_version.clone(),
+                    mlx_build: info.mlx_build.clone(),
                     backend: info.backend.to_string(),
                 };
                 let bench_dir = gate::find_benchmark_dir(&criterion_dir, &full_id)

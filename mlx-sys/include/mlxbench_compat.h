@@ -5,8 +5,12 @@
  *  - mlx-c declares float16_t/bfloat16_t (and the four item/data functions that use them) only on
  *    Arm, while mlx-rs 0.33 uses them on every target. MLX's array::item<T>()/data<T>() only
  *    reinterpret the element bytes, so 16-bit storage types of the right size are enough.
+ *  - MLX 0.32.3 inserted `global_scale` before `sorted_indices` in mlx::core::gather_qmm; mlx-c
+ *    0.7.0 passes its arguments positionally, so an overload with the old signature forwards to
+ *    the new one (the new one is not viable for mlx-c's call: no ambiguity).
  * .ci/check-libcxx compiles every mlx-c translation unit with this header under libc++ 16 (the
- * generation of Apple clang 15/16) and libc++ 19, with no {fmt} in sight. */
+ * generation of Apple clang 15/16) and libc++ 19, with no {fmt} in sight, and against the
+ * headers of every MLX version mlxbench builds against (mlx-sys/wheel.rs, MLX_VERSIONS). */
 #ifndef MLXBENCH_COMPAT_H
 #define MLXBENCH_COMPAT_H
 
@@ -40,6 +44,35 @@ using fmt::format;
 }
 #else
 #error "mlxbench: mlx-c calls std::format, which this C++ standard library does not provide, and no {fmt} headers were found to stand in. Use a compiler with C++20 <format> (GCC >= 13, Apple clang >= 15 from Xcode 15, LLVM libc++ >= 17), or install fmt (Debian/Ubuntu: apt-get install libfmt-dev; Fedora: dnf install fmt-devel)."
+#endif
+#endif
+
+#if defined(__has_include)
+#if __has_include(<mlx/version.h>)
+#include <mlx/version.h>
+#if MLX_VERSION_NUMERIC >= 32003
+#include <mlx/ops.h>
+namespace mlx::core {
+/* mlx-c 0.7.0's call, from before 0.32.3's `global_scale`. */
+inline array gather_qmm(
+    const array& x,
+    const array& w,
+    const array& scales,
+    const std::optional<array>& biases,
+    std::optional<array> lhs_indices,
+    std::optional<array> rhs_indices,
+    bool transpose,
+    std::optional<int> group_size,
+    std::optional<int> bits,
+    const std::string& mode,
+    bool sorted_indices,
+    StreamOrDevice s) {
+  return gather_qmm(
+      x, w, scales, biases, std::move(lhs_indices), std::move(rhs_indices), transpose, group_size,
+      bits, mode, std::nullopt, sorted_indices, s);
+}
+} // namespace mlx::core
+#endif
 #endif
 #endif
 #endif /* __cplusplus */

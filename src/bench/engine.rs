@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::record::LoadStats;
 use crate::{
     choice::choice,
-    device::{DeviceKind, REQUIRED_MLX_VERSION},
+    device::{DeviceKind, BUILT_MLX_BUILD, BUILT_MLX_VERSION},
     generate::GenerateOptions,
     measure::{TrialMemory, TrialTimings},
     prompt::Tokens,
@@ -101,13 +101,11 @@ impl MlxLmProcess {
         });
         let mut process = Self { child, stdin, replies, python: python.to_string() };
         let hello = process.request(&json!({"op": "hello", "device": device.to_string()}))?;
-        let version = hello["mlx_version"].as_str().unwrap_or("unknown");
-        if version != REQUIRED_MLX_VERSION {
-            return Err(format!(
-                "mlx-lm engine: {python} has MLX {version}, but mlxbench runs MLX {REQUIRED_MLX_VERSION}; \
-                 install mlx=={REQUIRED_MLX_VERSION} there so both engines run the same MLX"
-            ));
-        }
+        same_mlx(
+            python,
+            (BUILT_MLX_VERSION, BUILT_MLX_BUILD),
+            (hello["mlx_version"].as_str().unwrap_or("unknown"), hello["mlx_build"].as_str()),
+        )?;
         Ok(process)
     }
 
@@ -190,6 +188,29 @@ impl MlxLmProcess {
     }
 }
 
+/// Both engines must run one MLX: the same version, and where both know it the same wheel build
+/// (on a Mac the macosx_26_0 build has MLX's M5 kernels and the others do not, all of one version).
+/// `ours` is (version, platform tag or `local`), `theirs` what the Python reported.
+pub fn same_mlx(python: &str, ours: (&str, &str), theirs: (&str, Option<&str>)) -> Result<(), String> {
+    let (version, build) = ours;
+    if theirs.0 != version {
+        return Err(format!(
+            "mlx-lm engine: {python} has MLX {}, but mlxbench was built against MLX {version}; \
+             install mlx=={version} there, or build mlxbench for MLX {} (MLXBENCH_MLX_VERSION={}), \
+             so both engines run the same MLX",
+            theirs.0, theirs.0, theirs.0
+        ));
+    }
+    match theirs.1 {
+        Some(their_build) if build != "local" && their_build != build => Err(format!(
+            "mlx-lm engine: {python} has MLX {version}'s {their_build} build, but mlxbench was built \
+             against its {build} build (they run different kernels); rebuild mlxbench with \
+             MLXBENCH_MLX_PLATFORM={their_build}, or install that build there"
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl Drop for MlxLmProcess {
     fn drop(&mut self) {
         // Ask politely; a process that does not leave within a second is killed.
@@ -202,5 +223,26 @@ impl Drop for MlxLmProcess {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_mlx;
+
+    #[test]
+    fn the_engines_must_run_one_mlx_version_and_build() {
+        let ours = ("0.32.4", "macosx_15_0_arm64");
+        assert_eq!(same_mlx("py", ours, ("0.32.4", Some("macosx_15_0_arm64"))), Ok(()));
+        // A Python whose MLX did not come from a wheel we know, and an MLX_DIR build of ours.
+        assert_eq!(same_mlx("py", ours, ("0.32.4", None)), Ok(()));
+        assert_eq!(same_mlx("py", ("0.32.4", "local"), ("0.32.4", Some("macosx_26_0_arm64"))), Ok(()));
+
+        let version = same_mlx("venv/bin/python", ours, ("0.32.2", Some("macosx_15_0_arm64"))).unwrap_err();
+        assert!(version.contains("venv/bin/python has MLX 0.32.2") && version.contains("built against MLX 0.32.4"), "{version}");
+        assert!(version.contains("MLXBENCH_MLX_VERSION=0.32.2"), "{version}");
+        let build = same_mlx("py", ours, ("0.32.4", Some("macosx_26_0_arm64"))).unwrap_err();
+        assert!(build.contains("macosx_26_0_arm64 build") && build.contains("its macosx_15_0_arm64 build"), "{build}");
+        assert!(build.contains("MLXBENCH_MLX_PLATFORM=macosx_26_0_arm64"), "{build}");
     }
 }

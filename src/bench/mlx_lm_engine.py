@@ -4,7 +4,8 @@ the two engines on the same prompt ids, in the same run, under the same metric d
 
 mlxbench starts this script with the chosen Python and talks to it in JSON lines: one request on
 stdin, one reply on stdout. Replies: {"ok": ...} or {"error": "one line"}. Requests:
-  {"op": "hello", "device": "cpu"|"gpu"}  -> versions of mlx and mlx-lm; selects the device
+  {"op": "hello", "device": "cpu"|"gpu"}  -> versions of mlx and mlx-lm, and the platform tag of
+                                              the MLX backend wheel; selects the device
   {"op": "load", "model": DIR}             -> loads the model (replacing the previous one):
                                               load_ms, load_peak_memory_bytes
   {"op": "trial", "prompt": [ids], "depth": D, "n_generate": N, "prefill_step_size": S,
@@ -34,6 +35,24 @@ def reply(obj):
 def one_line(err):
     text = " ".join(f"{type(err).__name__}: {err}".split())
     return text[:500]
+
+
+def wheel_platform():
+    """The platform tag of the installed MLX backend wheel (`macosx_26_0_arm64`), from its
+    dist-info WHEEL file; None when MLX did not come from a wheel we know."""
+    from importlib import metadata
+
+    for name in ("mlx-metal", "mlx-cuda-13", "mlx-cuda-12", "mlx-cpu"):
+        try:
+            text = metadata.distribution(name).read_text("WHEEL") or ""
+        except metadata.PackageNotFoundError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Tag:"):
+                parts = line.split(":", 1)[1].strip().split("-", 2)
+                if len(parts) == 3:
+                    return parts[2]
+    return None
 
 
 def main():
@@ -110,7 +129,8 @@ def main():
                 mx.set_default_device(mx.cpu if req.get("device") == "cpu" else mx.gpu)
                 # As mlx-lm's own generation_stream, on the chosen device.
                 stream = mx.new_thread_local_stream(mx.default_device())
-                reply({"ok": {"mlx_version": mx.__version__, "mlx_lm_version": mlx_lm.__version__}})
+                reply({"ok": {"mlx_version": mx.__version__, "mlx_build": wheel_platform(),
+                              "mlx_lm_version": mlx_lm.__version__}})
             elif op == "load":
                 model = None
                 mx.clear_cache()

@@ -36,6 +36,11 @@ pub struct RunContext {
     pub device: String,
     pub backend: String,
     pub mlx_version: String,
+    /// The platform tag of the MLX wheel the binary was built against (`macosx_26_0_arm64`,
+    /// `manylinux_2_35_x86_64`), `local` for an MLX that is not a wheel; [`UNKNOWN_MLX_BUILD`] in
+    /// files written before builds were recorded.
+    #[serde(default = "unknown_mlx_build")]
+    pub mlx_build: String,
     /// One-line hardware summary.
     pub hardware: String,
     /// The mlxbench commit the binary was built from (`-dirty` with local changes).
@@ -56,6 +61,14 @@ pub struct RunContext {
     pub target_ci_pct: Option<f64>,
 }
 
+/// The MLX build of a record or file written before builds were recorded.
+pub const UNKNOWN_MLX_BUILD: &str = "unknown";
+
+/// [`UNKNOWN_MLX_BUILD`], as serde's default for files that lack the build.
+pub fn unknown_mlx_build() -> String {
+    UNKNOWN_MLX_BUILD.to_string()
+}
+
 impl RunContext {
     /// The context of a run starting now with `settings` on `device`.
     pub fn new(settings: &Settings, device: &DeviceInfo, hardware: &HardwareInfo) -> Self {
@@ -63,6 +76,7 @@ impl RunContext {
             device: device.device.to_string(),
             backend: device.backend.to_string(),
             mlx_version: device.mlx_version.clone(),
+            mlx_build: device.mlx_build.clone(),
             hardware: hardware.summary(),
             git_commit: env!("MLXBENCH_GIT_COMMIT").into(),
             mlxbench_version: env!("CARGO_PKG_VERSION").into(),

@@ -61,9 +61,9 @@ impl QuantizedCache {
     /// Empty storage for `steps` tokens shaped like `x` (`[B, H, L, D]`) once quantized.
     fn empty(&self, x: &Array, tokens: i32) -> Result<QuantizedTensor> {
         let s = x.shape();
-        let per_u32 = 32 / self.bits;
+        // Packed words per row: bits × D ÷ 32 (5 and 6 bits do not divide 32, so not D ÷ (32 ÷ bits)).
         Ok(QuantizedTensor {
-            data: zeros_dtype(&[s[0], s[1], tokens, s[3] / per_u32], Dtype::Uint32)?,
+            data: zeros_dtype(&[s[0], s[1], tokens, s[3] * self.bits / 32], Dtype::Uint32)?,
             scales: zeros_dtype(&[s[0], s[1], tokens, s[3] / self.group_size], x.dtype())?,
             biases: zeros_dtype(&[s[0], s[1], tokens, s[3] / self.group_size], x.dtype())?,
         })

@@ -19,9 +19,14 @@ use super::choice;
 mlxbench export --format bmf results/run.json -o bmf.json        # then `bencher run --file bmf.json ...`\n  \
 mlxbench export --format github-bigger results/run.csv -o bigger.json\n  \
 mlxbench export --format github-smaller --baseline main -o smaller.json\n\n\
-Values are medians; Bencher's lower/upper values and the action's range are the median's 95% \
-bootstrap interval where the run has one, else the samples' range. Benchmarks of `run` results \
-are named <model>/<engine>/kv<bits>/p<N>/g<N>/b<B>/d<D>, as in `mlxbench compare --interleave`.")]
+Values are medians, the numbers `run`'s table and `report` show (generation-tps: the robust decode \
+rate); Bencher's lower/upper values and the action's range are the median's 95% interval where the \
+run has 6 trials or more, else the trials' range. Benchmarks of `run` results are named \
+<model>/<engine>/kv<bits>/p<N>/g<N>/b<B>/d<D>, as in `mlxbench compare --interleave`; when the \
+results ran on more than one MLX build, each name ends in the MLX version (/mlx0.32.4; \
+/mlx0.32.2-macosx_26_0_arm64 where one version has two builds). A configuration measured again by \
+a later run of the results (a sweep appended twice) is exported under its name plus /run<N>, \
+with a note on stderr: nothing is dropped or listed twice.")]
 pub struct ExportArgs {
     /// The format: bmf (Bencher), github-bigger or github-smaller (github-action-benchmark's
     /// customBiggerIsBetter / customSmallerIsBetter).
@@ -55,6 +60,18 @@ pub fn run(args: &ExportArgs) -> Result<bool> {
             export::from_records(&records)
         }
     };
+    let renamed = export::renamed_runs(&measurements);
+    if !renamed.is_empty() {
+        eprintln!(
+            "note: {} configurations were measured again by a later run of these results; each later run is \
+             exported apart, as {}",
+            renamed.len(),
+            renamed.join(", ")
+        );
+    }
+    if let Some((benchmark, n)) = export::duplicate_benchmarks(&measurements).into_iter().next() {
+        anyhow::bail!("{n} configurations would export as benchmark {benchmark}; refusing to drop or repeat one");
+    }
     let text = export::render(&measurements, args.format)?;
     match &args.output {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write the export to {}", path.display()))?,

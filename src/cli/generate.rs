@@ -1,20 +1,19 @@
 //! `mlxbench generate`: text (or token ids) from a prompt, greedy or sampled, with the run's
 //! metrics on request (`-v`, measured by the same trial as `mlxbench run`).
 use anyhow::{Context, Result};
-use mlx_rs::ops::indexing::TryIndexOp;
 use clap::Args;
+use mlx_rs::ops::indexing::TryIndexOp;
 use mlxbench::{
+    bench::session::PreparedModel,
     device::{self, DeviceKind},
     generate::{GenerateOptions, Sampling},
-    hub,
     measure::run_trial,
     models,
     prompt::{build_prompts, PromptKind, Tokens},
-    tokenizer::Tokenizer,
     units::gigabytes,
 };
 
-use super::{bits_arg, choice, is_leader, BitsArg, DistributedArgs, KvCacheArgs};
+use super::{bits_choice, choice, is_leader, BitsArg, DistributedArgs, KvCacheArgs, TextOrJson};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -23,14 +22,15 @@ pub struct GenerateArgs {
     #[arg(long)]
     model: String,
     /// The prompt text (tokenized without special tokens).
-    #[arg(long, required_unless_present = "prompt_tokens", conflicts_with = "prompt_tokens")]
+    #[arg(long, required_unless_present = "n_prompt", conflicts_with = "n_prompt")]
     prompt: Option<String>,
-    /// Instead of --prompt: a prompt of exactly this many tokens (the base text repeated).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    prompt_tokens: Option<u64>,
-    /// Tokens to generate (mlx-lm's flag name; fewer with --stop-at-eos).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
-    max_tokens: u64,
+    /// Instead of --prompt: a prompt of exactly this many tokens (the base text repeated), as
+    /// `run -p`.
+    #[arg(long, short = 'p', visible_alias = "prompt-tokens", value_parser = clap::value_parser!(u64).range(1..))]
+    n_prompt: Option<u64>,
+    /// Tokens to generate (fewer with --stop-at-eos), as `run -n`; --max-tokens is mlx-lm's name.
+    #[arg(long, short = 'n', visible_alias = "max-tokens", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    n_generate: u64,
     /// Sampling temperature; 0 is greedy.
     #[arg(long, default_value_t = 0.0)]
     temp: f32,
@@ -42,25 +42,28 @@ pub struct GenerateArgs {
     seed: u64,
     /// Quantize the KV cache to this many bits (4 or 8), or `none` (Gemma 2 and 3 refuse it,
     /// as mlx-lm cannot run it).
-    #[arg(long, value_parser = bits_arg, default_value = "none")]
+    #[arg(long, value_parser = bits_choice(), default_value = "none")]
     kv_bits: BitsArg,
     #[command(flatten)]
     kv: KvCacheArgs,
     /// Prompt tokens per prefill forward pass.
     #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
     prefill_step_size: u64,
-    /// Stop at the model's end-of-sequence token (default: always generate --max-tokens).
+    /// Stop at the model's end-of-sequence token (default: always generate --n-generate).
     #[arg(long)]
     stop_at_eos: bool,
     /// Device to run on (default: gpu when this MLX has one, else cpu).
     #[arg(long, value_parser = choice::<DeviceKind>())]
     device: Option<DeviceKind>,
-    /// Print {"prompt_ids": [...], "generated_ids": [...]} instead of text.
-    #[arg(long)]
+    /// Print the generated text, or JSON: {"prompt_ids": [...], "generated_ids": [...]}.
+    #[arg(long, short, value_enum, default_value_t = TextOrJson::Text)]
+    format: TextOrJson,
+    /// Same as --format json.
+    #[arg(long, conflicts_with = "format")]
     json: bool,
-    /// With --json: also "last_logits", the float32 logits at the prompt's last position (from
-    /// one forward pass of the whole prompt without a cache).
-    #[arg(long, requires = "json")]
+    /// With --format json: also "last_logits", the float32 logits at the prompt's last position
+    /// (from one forward pass of the whole prompt without a cache).
+    #[arg(long)]
     logits: bool,
     #[command(flatten)]
     distributed: DistributedArgs,
@@ -73,12 +76,14 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
+    let json = args.format.or_json(args.json) == TextOrJson::Json;
+    if args.logits && !json {
+        anyhow::bail!("--logits adds the logits to the JSON output: add --format json");
+    }
     device::select(args.device.unwrap_or_else(device::default_kind))?;
     let group = args.distributed.join()?;
-    let dir = hub::resolve(&args.model)?;
-    let loaded = models::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let tokenizer = Tokenizer::from_dir(&dir)?;
-    let prompt = match (&args.prompt, args.prompt_tokens) {
+    let PreparedModel { loaded, tokenizer, .. } = PreparedModel::load(&args.model)?;
+    let prompt = match (&args.prompt, args.n_prompt) {
         (_, Some(n)) => build_prompts(&tokenizer, PromptKind::Text, n as usize, 1, args.seed)?,
         (Some(text), None) => Tokens::single(tokenizer.encode(text)?).context("the prompt has no tokens")?,
         (None, None) => unreachable!("clap requires one of them"),
@@ -90,7 +95,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         Sampling::Random { temperature: args.temp, top_p: args.top_p, seed: args.seed }
     };
     let options = GenerateOptions {
-        n_generate: args.max_tokens as usize,
+        n_generate: args.n_generate as usize,
         sampling,
         kv: args.kv.options(args.kv_bits.0),
         prefill_step_size: args.prefill_step_size as usize,
@@ -120,7 +125,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
             gigabytes(m.memory.peak_memory_bytes as f64)
         );
     }
-    if args.json {
+    if json {
         let mut out = serde_json::json!({ "prompt_ids": prompt_ids, "generated_ids": generated });
         if let Some(logits) = last_logits {
             out["last_logits"] = logits.into();

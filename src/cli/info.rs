@@ -3,17 +3,20 @@
 use anyhow::Result;
 use mlxbench::device::{self, DeviceKind};
 
+use super::TextOrJson;
+
 /// `mlxbench info`: the loaded MLX, the selected device and MLX's memory counters.
-pub fn info(device: Option<DeviceKind>, json: bool) -> Result<()> {
+pub fn info(device: Option<DeviceKind>, format: TextOrJson) -> Result<()> {
     let info = device::select(device.unwrap_or_else(device::default_kind))?;
     let memory = device::memory_snapshot()?;
-    if json {
+    if format == TextOrJson::Json {
         let value = serde_json::json!({ "device": info, "memory": memory });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!(
-            "mlx_version={} backend={} device={} gpu_backend={} active_bytes={} cache_bytes={} peak_bytes={}",
+            "mlx_version={} mlx_build={} backend={} device={} gpu_backend={} active_bytes={} cache_bytes={} peak_bytes={}",
             info.mlx_version,
+            info.mlx_build,
             info.backend,
             info.device,
             device::gpu_backend().map_or("none".to_string(), |b| b.to_string()),
@@ -26,9 +29,9 @@ pub fn info(device: Option<DeviceKind>, json: bool) -> Result<()> {
 }
 
 /// `mlxbench hwinfo`: the machine in one line, or every field as JSON.
-pub fn hwinfo(json: bool) -> Result<()> {
+pub fn hwinfo(format: TextOrJson) -> Result<()> {
     let info = mlxbench::hwinfo::detect();
-    if json {
+    if format == TextOrJson::Json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         println!("{}", info.summary());

@@ -1,15 +1,20 @@
 //! The subcommands of the `mlxbench` binary, one file each, and the clap pieces they share. clap
 //! types stay here: the library's enums list their names through [`Choice`], turned into clap's
 //! possible values by [`choice`].
+use std::{path::PathBuf, sync::OnceLock};
+
 use clap::{
     builder::{PossibleValue, PossibleValuesParser, TypedValueParser},
-    Args,
+    Args, ValueEnum,
 };
 use mlxbench::{
+    bench::{ids::model_label, RunPoint, RunRecord, Status},
     cache::KvCacheOptions,
     choice::Choice,
-    config::parse_bits_or_none,
+    config::{bits_or_none, parse_bits_or_none, SUPPORTED_BITS},
     distributed::{self, Backend, Group},
+    report::Format,
+    units::human_bytes,
 };
 
 pub mod compare;
@@ -53,8 +58,108 @@ pub fn choice<T: Choice + Send + Sync>() -> impl TypedValueParser<Value = T> {
 #[derive(Debug, Clone, Copy)]
 pub struct BitsArg(pub Option<i32>);
 
+/// `none` and the bits MLX quantizes to ([`SUPPORTED_BITS`]), as text once.
+fn bits_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        std::iter::once("none").chain(SUPPORTED_BITS.iter().map(|b| &*Box::leak(b.to_string().into_boxed_str()))).collect()
+    })
+}
+
+/// A number of bits MLX quantizes to, or `none`, checked by the parser (an empty list item
+/// too): `--help` and the error list the values.
+pub fn bits_choice() -> impl TypedValueParser<Value = BitsArg> {
+    let possible = bits_names().iter().map(|&name| match name {
+        "none" => PossibleValue::new(name).alias("None"),
+        bits => PossibleValue::new(bits),
+    });
+    PossibleValuesParser::new(possible).map(|name| BitsArg(parse_bits_or_none(&name).expect("clap accepts only listed values")))
+}
+
+/// [`bits_choice`] as a function (for `value_parser = bits_arg`): the same values, checked.
 pub fn bits_arg(s: &str) -> Result<BitsArg, String> {
-    parse_bits_or_none(s).map(BitsArg)
+    match s.trim() {
+        name if bits_names().contains(&name) || name == "None" => parse_bits_or_none(name).map(BitsArg),
+        name => Err(format!("{name:?} is not one of {}", bits_names().join(", "))),
+    }
+}
+
+/// `run -o`: a results file whose extension names its format (.csv, .json, .jsonl, .md). A bare
+/// format name (`-o json`, llama-bench's habit) or another extension is refused with the fix.
+pub fn results_file_arg(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if Format::from_path(&path).is_some() {
+        return Ok(path);
+    }
+    let extensions = ".csv, .json, .jsonl or .md";
+    let bare = s.trim().to_ascii_lowercase();
+    if path.extension().is_none() && (Format::from_name(&bare).is_some() || bare == "html") {
+        let format = Format::from_name(&bare).map_or("--report (the HTML page)".to_string(), |f| format!("--format {}", f.name()));
+        return Err(format!("a format's name, not a file's: did you mean {format}? (-o names the results file: {extensions})"));
+    }
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("html" | "htm") => Err(format!("results files are {extensions}; the HTML page comes with --report")),
+        Some(other) => Err(format!("unknown extension .{other}: results files end in {extensions}")),
+        None => Err(format!("no extension to name the results' format: {extensions}")),
+    }
+}
+
+/// `--format` of the commands that print text or JSON (`info`, `hwinfo`, `generate`); their
+/// `--json` is the same as `--format json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TextOrJson {
+    Text,
+    Json,
+}
+
+impl TextOrJson {
+    /// `--format`, or json when `--json` is given.
+    pub fn or_json(self, json: bool) -> Self {
+        if json {
+            TextOrJson::Json
+        } else {
+            self
+        }
+    }
+}
+
+/// A configuration as warnings and progress lines name it: `model (engine, kv 4, p512 g128 b1 d0)`.
+pub fn point_label(p: &RunPoint) -> String {
+    format!(
+        "{} ({}, kv {}, p{} g{} b{} d{})",
+        p.model,
+        p.engine,
+        bits_or_none(p.kv_bits),
+        p.n_prompt,
+        p.n_generate,
+        p.batch,
+        p.depth
+    )
+}
+
+/// One line for a finished configuration, as llama-bench prints a row: its label (the model's
+/// short name) and the medians over its trials (the robust decode rate with its 95% interval when
+/// it has one), or its status and error.
+pub fn record_line(r: &RunRecord) -> String {
+    let label = point_label(&RunPoint { model: model_label(&r.point.model), ..r.point.clone() });
+    let Some(s) = r.summary.as_ref().filter(|_| r.status == Status::Ok) else {
+        return format!("{label}: {}: {}", r.status.as_str(), r.error.as_deref().unwrap_or("no trials"));
+    };
+    let mut parts = Vec::new();
+    if let Some(prompt) = &s.prompt_tps {
+        parts.push(format!("prompt {:.1} t/s", prompt.median));
+    }
+    if let Some(generation) = &s.generation_tps_robust {
+        let interval = generation.median_ci95.map_or(String::new(), |[low, high]| format!(" [{low:.1}, {high:.1}]"));
+        parts.push(format!("decode {:.1} t/s{interval}", generation.median));
+    }
+    if let Some(ttft) = &s.ttft_ms {
+        parts.push(format!("TTFT {:.2} ms", ttft.median));
+    }
+    if let Some(peak) = &s.peak_memory_bytes {
+        parts.push(format!("peak {}", human_bytes(peak.median as u64)));
+    }
+    format!("{label}: {} (medians of {} trials)", parts.join(", "), r.trials.len())
 }
 
 /// The KV-cache settings `run` and `generate` share (`--kv-bits` differs: a list for `run`).

@@ -9,7 +9,10 @@ use mlxbench::report::{file::write_atomically, html::render_html, read::read_rec
 #[derive(Debug, Args)]
 #[command(after_long_help = "Example: mlxbench report results/run-a.csv results/run-b.json -o report.html\n\n\
 The page needs nothing else to be viewed (charts are inline SVG): open it in a browser, attach it \
-to an issue, or keep it as a CI artifact. `mlxbench run --report` writes one beside its results file.")]
+to an issue, or keep it as a CI artifact. `mlxbench run --report` writes one beside its results file. \
+It shows what `run`'s table shows (decode t/s: the robust rate's median with its interval), every \
+statistic on demand, and charts; a configuration measured in two runs (a sweep appended twice) is \
+shown once per run. Results of `mlxbench serve` are refused: serve prints its own table.")]
 pub struct ReportArgs {
     /// Results files of `mlxbench run` (.csv, .json or .jsonl), merged in the order given.
     #[arg(required = true)]
@@ -27,10 +30,13 @@ pub fn beside(results: &Path) -> PathBuf {
 /// Writes the report of `results` to `output`.
 pub fn write_report(results: &[PathBuf], output: &Path) -> Result<()> {
     let mut records = Vec::new();
+    let mut sources = Vec::new();
     for path in results {
-        records.extend(read_records(path)?);
+        let read = read_records(path)?;
+        sources.push((path.display().to_string(), read.len()));
+        records.extend(read);
     }
-    let page = render_html(&records)?;
+    let page = render_html(&records, &sources)?;
     write_atomically(output, page).with_context(|| format!("cannot write the report to {}", output.display()))?;
     eprintln!("report: {}", output.display());
     Ok(())

@@ -2,7 +2,7 @@
 //! with warmup, repeats and statistics, printed as a table and saved under `results/`. The
 //! measuring is `mlxbench::bench`'s; this file turns flags into a plan and settings, draws the
 //! progress bar and writes the results file after every point.
-use std::path::PathBuf;
+use std::{io::IsTerminal, path::PathBuf};
 
 use anyhow::Result;
 use clap::Args;
@@ -20,7 +20,10 @@ use mlxbench::{
     report::{Format, Printable, ResultsFile},
 };
 
-use super::{bits_arg, choice, choice_of, is_leader, BitsArg, DistributedArgs, KvCacheArgs};
+use super::{
+    bits_choice, choice, choice_of, is_leader, point_label, record_line, results_file_arg, BitsArg, DistributedArgs,
+    KvCacheArgs,
+};
 
 /// The formats `run` prints and writes.
 const FORMATS: &[Format] = &[Format::Md, Format::Csv, Format::Json, Format::Jsonl];
@@ -34,93 +37,104 @@ token); peak memory = MLX's peak allocation, reset before each trial.\n\n\
 Example: mlxbench run --model ./my-model --n-prompt 512,2048 --n-generate 128 --kv-bits none,8,4")]
 pub struct RunArgs {
     /// Models: local MLX-format directories or Hugging Face repo ids (comma list).
-    #[arg(long, short, value_delimiter = ',', required = true)]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long, short, value_delimiter = ',', required = true, value_parser = model_arg)]
     model: Vec<String>,
     /// Prompt tokens per sequence (comma list).
-    #[arg(long, short = 'p', value_delimiter = ',', default_value = "1000", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long, short = 'p', visible_alias = "prompt-tokens", value_delimiter = ',', default_value = "1000", value_parser = clap::value_parser!(u64).range(1..))]
     n_prompt: Vec<u64>,
     /// Tokens to generate per sequence (comma list).
-    #[arg(long, short = 'n', value_delimiter = ',', default_value = "100", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long, short = 'n', visible_alias = "max-tokens", value_delimiter = ',', default_value = "100", value_parser = clap::value_parser!(u64).range(1..))]
     n_generate: Vec<u64>,
-    /// Measured trials per configuration, or `auto`: trials until the 95% interval of the median
-    /// decode rate is within --target-ci (at least 6, at most --max-time).
-    #[arg(long, short, default_value = "3", value_parser = repeats_arg)]
-    repeats: RepeatsArg,
-    /// With --repeats auto: the median decode rate's 95% interval must be within ± this percent.
-    #[arg(long, default_value_t = 2.0)]
-    target_ci: f64,
-    /// With --repeats auto: seconds of measured trials per configuration at most (all engines).
-    #[arg(long, default_value_t = 120.0)]
-    max_time: f64,
-    /// Unmeasured trials before the measured ones (kernels compile and caches warm on first use).
-    #[arg(long, default_value_t = 1)]
-    warmup: u64,
     /// KV cache: none (full precision) or bits to quantize it to, e.g. none,8,4 (comma list).
     /// Gemma 2 and Gemma 3 cannot quantize their caches (nor can mlx-lm): their points are
     /// recorded as unsupported.
-    #[arg(long, value_delimiter = ',', default_value = "none", value_parser = bits_arg)]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long, value_delimiter = ',', default_value = "none", value_parser = bits_choice())]
     kv_bits: Vec<BitsArg>,
-    #[command(flatten)]
-    kv: KvCacheArgs,
     /// Sequences run together (comma list); tokens/s is reported in total and per sequence.
-    #[arg(long, short, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long, short, value_delimiter = ',', default_value = "1", value_parser = clap::value_parser!(u64).range(1..))]
     batch: Vec<u64>,
     /// Tokens already in the cache before the measured prompt (comma list), as llama-bench -d.
-    #[arg(long, short, value_delimiter = ',', default_value = "0")]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long, short, value_delimiter = ',', default_value = "0", value_parser = clap::value_parser!(u64))]
     depth: Vec<u64>,
-    /// Prompt tokens per prefill forward pass.
-    #[arg(long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
-    prefill_step_size: u64,
-    /// Prompt content: repeated English text, or random token ids.
-    #[arg(long, value_parser = choice::<PromptKind>(), default_value_t = PromptKind::Text)]
-    prompt_kind: PromptKind,
-    /// Seconds to wait before each trial after the first (lets a Mac cool down).
-    #[arg(long, default_value_t = 0.0)]
-    delay: f64,
-    /// Device to run on (default: gpu when this MLX has one, else cpu).
-    #[arg(long, value_parser = choice::<DeviceKind>())]
-    device: Option<DeviceKind>,
     /// Engines to measure each configuration on (comma list); several take turns trial by trial,
     /// and the table shows mlxbench ÷ mlx-lm with its interval.
-    #[arg(long = "engine", value_delimiter = ',', default_value = "mlxbench", value_parser = choice::<Engine>())]
+    #[arg(help_heading = "Sweep (comma lists: every combination runs)", long = "engine", value_delimiter = ',', default_value = "mlxbench", value_parser = choice::<Engine>())]
     engines: Vec<Engine>,
+
+    /// Measured trials per configuration, or `auto`: trials until the 95% interval of the median
+    /// decode rate is within --target-ci (at least 6, at most --max-time).
+    #[arg(help_heading = "Trials", long, short, default_value = "3", value_parser = repeats_arg)]
+    repeats: RepeatsArg,
+    /// With --repeats auto: the median decode rate's 95% interval must be within ± this percent.
+    #[arg(help_heading = "Trials", long, default_value_t = 2.0)]
+    target_ci: f64,
+    /// With --repeats auto: seconds of measured trials per configuration at most (all engines).
+    #[arg(help_heading = "Trials", long, default_value_t = 120.0)]
+    max_time: f64,
+    /// Unmeasured trials before the measured ones (kernels compile and caches warm on first use).
+    #[arg(help_heading = "Trials", long, default_value_t = 1)]
+    warmup: u64,
+    /// Seconds to wait before each trial after the first (lets a Mac cool down).
+    #[arg(help_heading = "Trials", long, default_value_t = 0.0)]
+    delay: f64,
     /// Time the first trial after each model loads apart (cold: kernels compiling, caches empty)
     /// and keep it in the record, instead of only warming up with it.
-    #[arg(long)]
+    #[arg(help_heading = "Trials", long)]
     cold: bool,
     /// Look for a memory leak: run this many measured trials per configuration and exit 1 when
     /// MLX's active memory grows across them by more than --leak-threshold, with confidence.
-    #[arg(long, value_name = "TRIALS", value_parser = clap::value_parser!(u64).range(3..=100_000), conflicts_with = "repeats")]
+    #[arg(help_heading = "Trials", long, value_name = "TRIALS", value_parser = clap::value_parser!(u64).range(3..=100_000), conflicts_with = "repeats")]
     leak_check: Option<u64>,
     /// With --leak-check: the growth over all the trials (bytes) that counts as a leak.
-    #[arg(long, default_value_t = 1_000_000, requires = "leak_check")]
+    #[arg(help_heading = "Trials", long, default_value_t = 1_000_000, requires = "leak_check")]
     leak_threshold: u64,
-    /// The Python with mlx-lm (and MLX 0.32.2) that runs the mlx-lm engine.
-    #[arg(long, env = "MLXBENCH_PYTHON", default_value = "python3")]
-    python: String,
 
+    /// Prompt content: repeated English text, or random token ids.
+    #[arg(help_heading = "Prompts and the KV cache", long, value_parser = choice::<PromptKind>(), default_value_t = PromptKind::Text)]
+    prompt_kind: PromptKind,
     /// Seed of random prompts.
-    #[arg(long, default_value_t = 0)]
+    #[arg(help_heading = "Prompts and the KV cache", long, default_value_t = 0)]
     seed: u64,
+    /// Prompt tokens per prefill forward pass.
+    #[arg(help_heading = "Prompts and the KV cache", long, default_value_t = 2048, value_parser = clap::value_parser!(u64).range(1..))]
+    prefill_step_size: u64,
+    #[command(flatten, next_help_heading = "Prompts and the KV cache")]
+    kv: KvCacheArgs,
+
     /// Table format on stdout.
-    #[arg(long, short, value_parser = choice_of(FORMATS), default_value_t = Format::Md)]
+    #[arg(help_heading = "Output", long, short, value_parser = choice_of(FORMATS), default_value_t = Format::Md)]
     format: Format,
-    /// File to add the results to (format from its extension: .csv .json .jsonl .md; default
-    /// results/run-<UTC time>.csv). An existing file is appended to, never overwritten.
-    #[arg(long, short)]
+    /// File to add the results to, its format named by its extension: .csv .json .jsonl .md
+    /// (default results/run-<UTC time>.csv). An existing file is appended to, never overwritten.
+    #[arg(help_heading = "Output", long, short, value_parser = results_file_arg)]
     output: Option<PathBuf>,
     /// Do not write a results file.
-    #[arg(long, conflicts_with = "output")]
+    #[arg(help_heading = "Output", long, conflicts_with = "output")]
     no_save: bool,
     /// Also write the HTML report of the results file beside it (same name, .html), as
     /// `mlxbench report` does.
-    #[arg(long, conflicts_with = "no_save")]
+    #[arg(help_heading = "Output", long, conflicts_with = "no_save")]
     report: bool,
     /// Print every trial's numbers to stderr.
-    #[arg(long, short)]
+    #[arg(help_heading = "Output", long, short)]
     verbose: bool,
-    #[command(flatten)]
+
+    /// Device to run on (default: gpu when this MLX has one, else cpu).
+    #[arg(help_heading = "Machine", long, value_parser = choice::<DeviceKind>())]
+    device: Option<DeviceKind>,
+    /// The Python with mlx-lm (and MLX 0.32.2) that runs the mlx-lm engine.
+    #[arg(help_heading = "Machine", long, env = "MLXBENCH_PYTHON", default_value = "python3")]
+    python: String,
+    #[command(flatten, next_help_heading = "Machine")]
     distributed: DistributedArgs,
+}
+
+/// A model of `--model`: not empty (`--model a,` is a typo, not a second model).
+fn model_arg(s: &str) -> Result<String, String> {
+    match s.trim() {
+        "" => Err("an empty model name (a stray comma?)".into()),
+        name => Ok(name.to_string()),
+    }
 }
 
 impl RunArgs {
@@ -174,19 +188,41 @@ fn repeats_arg(s: &str) -> Result<RepeatsArg, String> {
     }
 }
 
-/// The terminal side of a run: the progress bar, `--verbose` lines, and the results file
-/// rewritten after every point.
+/// The terminal side of a run: on a terminal the progress bar (naming the configuration under
+/// way and counting its trials); elsewhere (CI logs, `| tee`) one line per finished
+/// configuration. Also `--verbose` lines, and the results file rewritten after every point.
 struct Progress {
     bar: ProgressBar,
     trials_per_point: u64,
     verbose: bool,
     file: Option<ResultsFile>,
+    /// One line per finished configuration instead of the bar (stderr is not a terminal).
+    lines: bool,
+    /// Configurations in the sweep.
+    points: usize,
+    /// The configuration under way, and its trials so far (warmup, measured).
+    current: String,
+    warmups: usize,
+    measured: usize,
+    /// Warmup and measured trials per configuration (`None`: `--repeats auto` decides).
+    warmup: usize,
+    repeats: Option<usize>,
 }
 
 impl Progress {
     /// A line on stderr that does not tear the progress bar.
     fn say(&self, line: String) {
         self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    /// The bar's message: the configuration under way and how far its trials are.
+    fn show_trials(&self) {
+        let trials = match (self.measured, self.repeats) {
+            (0, _) if self.warmups < self.warmup => format!("warmup {}/{}", self.warmups + 1, self.warmup),
+            (n, Some(of)) => format!("measured {n}/{of}"),
+            (n, None) => format!("measured {n} (auto)"),
+        };
+        self.bar.set_message(format!("{}: {trials}", self.current));
     }
 }
 
@@ -196,7 +232,8 @@ impl Observer for Progress {
     }
 
     fn measuring(&mut self, point: &RunPoint) {
-        self.bar.set_message(point.model.clone());
+        (self.current, self.warmups, self.measured) = (point_label(point), 0, 0);
+        self.show_trials();
     }
 
     fn trial(&mut self, point: &RunPoint, kind: TrialKind, metrics: &TrialMetrics) {
@@ -216,6 +253,11 @@ impl Observer for Progress {
                 metrics.memory.peak_memory_bytes as f64 / 1e9
             ));
         }
+        match kind {
+            TrialKind::Measured => self.measured += 1,
+            TrialKind::Warmup => self.warmups += 1,
+        }
+        self.show_trials();
         // `--repeats auto` may run more trials than the bar expected.
         if self.bar.length().is_some_and(|len| self.bar.position() >= len) {
             self.bar.inc_length(1);
@@ -225,7 +267,9 @@ impl Observer for Progress {
 
     fn finished(&mut self, records: &[RunRecord]) -> mlxbench::Result<()> {
         if let Some(record) = records.last() {
-            if let Some(e) = &record.error {
+            if self.lines {
+                eprintln!("[{}/{}] {}", records.len(), self.points, record_line(record));
+            } else if let Some(e) = &record.error {
                 self.say(format!("{} ({}): {}", record.point.model, record.status.as_str(), e));
             }
         }
@@ -235,20 +279,6 @@ impl Observer for Progress {
             None => Ok(()),
         }
     }
-}
-
-/// A configuration as warnings name it: `model (engine, kv 4, p512 g128 b1 d0)`.
-fn point_label(p: &RunPoint) -> String {
-    format!(
-        "{} ({}, kv {}, p{} g{} b{} d{})",
-        p.model,
-        p.engine,
-        bits_or_none(p.kv_bits),
-        p.n_prompt,
-        p.n_generate,
-        p.batch,
-        p.depth
-    )
 }
 
 /// One warning line per configuration whose decode rate stayed less precise than `target`.
@@ -337,7 +367,22 @@ pub fn run(args: RunArgs) -> Result<bool> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut progress = Progress { bar, trials_per_point, verbose: args.verbose, file };
+    let mut progress = Progress {
+        bar,
+        trials_per_point,
+        verbose: args.verbose,
+        file,
+        lines: leader && !std::io::stderr().is_terminal(),
+        points: points.len(),
+        current: String::new(),
+        warmups: 0,
+        measured: 0,
+        warmup: settings.warmup,
+        repeats: match settings.repeats {
+            Repeats::Fixed(n) => Some(n),
+            Repeats::Auto { .. } => None,
+        },
+    };
     let context = RunContext::new(&settings, &info, &hardware);
     let peak_gbps = hardware.peak_bandwidth_gbps(info.device);
     let gpu = (info.backend == Backend::Cuda).then(GpuMonitor::open).flatten();

@@ -1,7 +1,8 @@
 //! `mlxbench serve`: load tests of OpenAI-compatible servers (`mlxbench::serve`), given by URL or
 //! launched (`--launch mlx-lm`), swept over server settings and load.
 use std::{
-    path::PathBuf,
+    io::IsTerminal,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -13,11 +14,12 @@ use mlxbench::{
     config::ModelConfig,
     hub, hwinfo,
     serve::{
-        client::{Api, ClientOptions, RequestSpec},
-        launch::{LaunchSpec, Launcher, MemorySampler, Servers},
+        client::{base_url, Api, ClientOptions, RequestSpec},
+        launch::{LaunchSpec, Launcher, LogDir, MemorySampler, ServerCommand, Servers},
         load::{run_point, Amount, Load, Target},
         markdown,
         metrics::{PointSummary, Slo},
+        progress_line,
         requests::{self, Lengths},
         ServeContext, ServeFile, ServeFormat, ServePoint, ServeRecord, ServeReport,
     },
@@ -36,16 +38,18 @@ fn rate_arg(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:\n  \
-mlxbench serve --url http://127.0.0.1:8080 --tokenizer MODEL_DIR --concurrency 1,4,16\n  \
+mlxbench serve --url http://127.0.0.1:8080/v1 --tokenizer MODEL_DIR --concurrency 1,4,16\n  \
 mlxbench serve --launch mlx-lm --model MODEL --instances 2 --concurrency 1,2,4,8 --num-requests 32\n  \
 mlxbench serve --launch mlx-lm --model MODEL --decode-concurrency 8,32 --concurrency 1,8,32\n  \
 mlxbench serve --url http://host:8000 --served-model NAME --tokenizer MODEL --request-rate 2,8,inf --max-concurrency 64\n\n\
 Every axis multiplies: instances x decode-concurrency x prompt-concurrency x kv-bits (servers \
 restarted for each) x concurrency or request rate. Each point is written to the results file as \
 soon as it ends. Metrics are defined in README (`mlxbench serve`). Exit code 1 when any request or \
-point failed, 130 on Ctrl-C (servers mlxbench started are stopped; finished points are kept).")]
+point failed, 130 on Ctrl-C (servers mlxbench started are stopped; finished points are kept). \
+Off a terminal (CI logs, | tee), one line per finished point replaces the progress bar.")]
 pub struct ServeArgs {
-    /// Base URLs of running OpenAI-compatible servers (comma list); requests go round-robin.
+    /// Base URLs of running OpenAI-compatible servers (comma list), with or without the `/v1`
+    /// OpenAI SDKs show; requests go round-robin.
     #[arg(long, value_delimiter = ',', required_unless_present = "launch", conflicts_with = "launch")]
     url: Vec<String>,
     /// Start the servers: mlx-lm (needs --model; see --python).
@@ -82,7 +86,8 @@ pub struct ServeArgs {
     /// With --launch: an extra flag for every server (repeat for several).
     #[arg(long, allow_hyphen_values = true, requires = "launch")]
     server_arg: Vec<String>,
-    /// The Python with mlx-lm that runs launched servers.
+    /// The Python with mlx-lm that runs launched servers (its `mlx_lm.server` beside it, else
+    /// `python -m mlx_lm server`).
     #[arg(long, env = "MLXBENCH_PYTHON", default_value = "python3")]
     python: String,
     /// With --launch: the first port to try; servers take the next free ones.
@@ -114,12 +119,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 1)]
     warmup: u64,
 
-    /// Prompt length, in the model's tokens.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    input_len: u64,
-    /// Output tokens asked for (max_tokens).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    output_len: u64,
+    /// Prompt length, in the model's tokens (as `run`'s).
+    #[arg(long, short = 'p', visible_alias = "input-len", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    n_prompt: u64,
+    /// Output tokens asked for, max_tokens (as `run`'s).
+    #[arg(long, short = 'n', visible_alias = "output-len", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    n_generate: u64,
     /// Spread the lengths: a normal draw with this standard deviation as a share of each mean.
     #[arg(long, default_value_t = 0.0)]
     len_stddev: f64,
@@ -127,7 +132,7 @@ pub struct ServeArgs {
     #[arg(long)]
     dataset: Option<PathBuf>,
     /// Let the model stop at its EOS (by default EOS ids get a -100 logit_bias and ignore_eos is
-    /// set, so outputs are --output-len long where the server honours them).
+    /// set, so outputs are --n-generate long where the server honours them).
     #[arg(long)]
     allow_eos: bool,
     /// Seed of prompts and arrivals.
@@ -148,9 +153,11 @@ pub struct ServeArgs {
     #[arg(long, short, value_parser = choice::<ServeFormat>(), default_value = "md")]
     format: ServeFormat,
     /// Results file (.csv, .json or .jsonl; default results/serve-<UTC time>.csv); appended to.
+    /// Launched servers' logs go to a folder of this run beside it (<stem>-logs/<UTC time>/).
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// Do not write a results file.
+    /// Do not write a results file (launched servers' logs go to a private temporary folder,
+    /// removed at the end unless a server failed).
     #[arg(long, conflicts_with = "output")]
     no_save: bool,
 }
@@ -188,14 +195,38 @@ impl ServeArgs {
     }
 }
 
-fn default_output() -> PathBuf {
-    PathBuf::from("results").join(format!("serve-{}.csv", chrono::Utc::now().format("%Y%m%d-%H%M%S")))
+fn default_output(stamp: &str) -> PathBuf {
+    PathBuf::from("results").join(format!("serve-{stamp}.csv"))
+}
+
+/// The folder of this run's server logs: `<results stem>-logs/<stamp>/` beside the results, or a
+/// private temporary one when nothing is saved.
+fn log_dir(results: Option<&Path>, stamp: &str) -> mlxbench::Result<LogDir> {
+    match results {
+        Some(path) => {
+            let parent = path.parent().unwrap_or(Path::new(""));
+            let stem = path.file_stem().map_or_else(|| "serve".into(), |s| s.to_string_lossy().into_owned());
+            LogDir::beside(&parent.join(format!("{stem}-logs")), stamp)
+        }
+        None => LogDir::temporary(stamp),
+    }
+}
+
+/// A `--no-save` run's temporary log folder while it is to go, for Ctrl-C to remove (exiting
+/// skips its `Drop`).
+static TEMPORARY_LOGS: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+
+fn set_temporary_logs(dir: Option<PathBuf>) {
+    *TEMPORARY_LOGS.lock().unwrap_or_else(|e| e.into_inner()) = dir;
 }
 
 /// Ctrl-C: stop every server mlxbench started, and quit (finished points are already saved).
 fn stop_servers_on_ctrl_c() {
     let installed = ctrlc::set_handler(|| {
         mlxbench::process::signal_all(libc::SIGKILL);
+        if let Some(dir) = TEMPORARY_LOGS.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         eprintln!("\nstopped (Ctrl-C): launched servers killed; finished points are in the results file");
         std::process::exit(130);
     });
@@ -216,9 +247,13 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     }
     for url in &args.url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("--url {url:?}: give a base URL such as http://127.0.0.1:8080");
+            bail!("--url {url:?}: give a base URL such as http://127.0.0.1:8080 or http://127.0.0.1:8080/v1");
         }
     }
+    // One spelling of each server, as records and the table name it: `/v1` is the API's.
+    let urls: Vec<String> = args.url.iter().map(|u| base_url(u).to_string()).collect();
+    // How servers start, checked before anything loads.
+    let server_command = args.launch.map(|_| ServerCommand::find(&args.python)).transpose()?;
     // The model's tokenizer and EOS ids, from --model or --tokenizer.
     let model_dir = match args.model.as_deref().or(args.tokenizer.as_deref()) {
         Some(spec) => Some(hub::resolve(spec).with_context(|| format!("finding the tokenizer of {spec}"))?),
@@ -226,7 +261,7 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     };
     let tokenizer = model_dir.as_deref().map(Tokenizer::from_dir).transpose()?;
     let eos_ids = model_dir.as_deref().and_then(|d| ModelConfig::from_dir(d).ok()).map(|c| c.eos_token_ids()).unwrap_or_default();
-    let lengths = Lengths { input: args.input_len as usize, output: args.output_len as usize, stddev: args.len_stddev };
+    let lengths = Lengths { input: args.n_prompt as usize, output: args.n_generate as usize, stddev: args.len_stddev };
     let per_point = args.num_requests as usize;
     let count = per_point + args.warmup as usize;
     // Every point gets prompts of its own (a server's prompt cache must not serve a later point
@@ -255,8 +290,10 @@ pub fn run(args: ServeArgs) -> Result<bool> {
         Some(seconds) => Amount::Duration(Duration::from_secs_f64(seconds)),
         None => Amount::Requests,
     };
+    let started = chrono::Utc::now();
+    let stamp = started.format("%Y%m%d-%H%M%S").to_string();
     let context = ServeContext {
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        timestamp: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         git_commit: env!("MLXBENCH_GIT_COMMIT").into(),
         mlxbench_version: env!("CARGO_PKG_VERSION").into(),
         hardware: hwinfo::detect().summary(),
@@ -268,20 +305,41 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     let file = match (&args.output, args.no_save) {
         (_, true) => None,
         (Some(path), false) => Some(ServeFile::open(path)?),
-        (None, false) => Some(ServeFile::open(&default_output())?),
+        (None, false) => Some(ServeFile::open(&default_output(&stamp))?),
     };
     if let Some(wanted) = file.as_ref().and_then(|f| f.redirected_from.as_ref()) {
         eprintln!("warning: {} holds other results; writing {} instead", wanted.display(), file.as_ref().map_or_else(String::new, |f| f.path().display().to_string()));
     }
+    let mut logs = match &server_command {
+        Some(command) => {
+            let logs = log_dir(file.as_ref().map(ServeFile::path), &stamp)?;
+            let temporary = if logs.is_temporary() { " (temporary: removed at the end unless a server fails)" } else { "" };
+            if logs.is_temporary() {
+                set_temporary_logs(Some(logs.path().to_path_buf()));
+            }
+            eprintln!("servers: {}; their logs: {}{temporary}", command.display(), logs.path().display());
+            Some(logs)
+        }
+        None => None,
+    };
     stop_servers_on_ctrl_c();
 
     let settings = args.server_settings();
     let loads = args.loads();
     let deadline = Instant::now() + Duration::from_secs_f64(args.deadline.max(1.0));
     let timeout = Duration::from_secs_f64(args.request_timeout.max(0.001));
-    let bar = match amount {
-        Amount::Requests => ProgressBar::new((settings.len() * loads.len() * count) as u64),
-        Amount::Duration(_) => ProgressBar::new_spinner(),
+    // Off a terminal a bar is noise: one line per finished point instead.
+    let on_terminal = std::io::stderr().is_terminal();
+    let total_points = settings.len() * loads.len();
+    let bar = match (on_terminal, amount) {
+        (false, _) => ProgressBar::hidden(),
+        (true, Amount::Requests) => ProgressBar::new((total_points * count) as u64),
+        (true, Amount::Duration(_)) => ProgressBar::new_spinner(),
+    };
+    let finished = |record: &ServeRecord, number: usize| {
+        if !on_terminal {
+            eprintln!("{}", progress_line(record, number, total_points));
+        }
     };
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} requests {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -289,13 +347,13 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     let on_request = |_: &mlxbench::serve::metrics::RequestRecord| bar.inc(1);
     let slo = args.slo.unwrap_or_default();
     let mut records: Vec<ServeRecord> = Vec::new();
-    for (instances, decode_concurrency, prompt_concurrency, kv_bits) in settings {
+    for (setting, (instances, decode_concurrency, prompt_concurrency, kv_bits)) in settings.into_iter().enumerate() {
         let point_of = |load| ServePoint { instances, decode_concurrency, prompt_concurrency, kv_bits, load };
         // Servers for this setting: launched, or the given URLs.
         let mut servers = None;
-        if args.launch.is_some() {
+        if let (Some(server), Some(logs)) = (&server_command, &mut logs) {
             let spec = LaunchSpec {
-                python: args.python.clone(),
+                server: server.clone(),
                 model: model_dir.as_ref().map_or_else(String::new, |d| d.display().to_string()),
                 base_port: args.base_port,
                 decode_concurrency,
@@ -303,12 +361,15 @@ pub fn run(args: ServeArgs) -> Result<bool> {
                 kv_bits,
                 extra_args: args.server_arg.clone(),
                 ready_timeout: Duration::from_secs(args.ready_timeout),
-                log_dir: file.as_ref().and_then(|f| f.path().parent().map(|p| p.join("serve-logs"))).unwrap_or_else(std::env::temp_dir),
+                log_dir: logs.path().to_path_buf(),
+                setting: setting + 1,
             };
-            bar.set_message(format!("starting {instances} server(s)"));
+            bar.set_message(format!("point {}/{total_points}: starting {instances} server(s)", records.len() + 1));
             match Servers::start(&spec, instances) {
                 Ok(started) => servers = Some(started),
                 Err(e) => {
+                    logs.keep();
+                    set_temporary_logs(None);
                     for load in &loads {
                         records.push(ServeRecord {
                             point: point_of(*load),
@@ -319,6 +380,7 @@ pub fn run(args: ServeArgs) -> Result<bool> {
                             server_memory: None,
                             requests: Vec::new(),
                         });
+                        finished(&records[records.len() - 1], records.len());
                     }
                     if let Some(f) = &file {
                         f.save(&records)?;
@@ -327,11 +389,11 @@ pub fn run(args: ServeArgs) -> Result<bool> {
                 }
             }
         }
-        let urls = servers.as_ref().map_or_else(|| args.url.clone(), |s| s.urls.clone());
+        let urls = servers.as_ref().map_or_else(|| urls.clone(), |s| s.urls.clone());
         let pids = servers.as_ref().map(Servers::pids).or_else(|| args.server_pid.map(|p| vec![p]));
         let target = Target { urls: &urls, client: &client, timeout, deadline, on_request: &on_request };
         for load in &loads {
-            bar.set_message(format!("{} server(s), {}", urls.len(), load.label()));
+            bar.set_message(format!("point {}/{total_points}: {}", records.len() + 1, point_of(*load).label()));
             let warm_load = match *load {
                 Load::Closed { concurrency } => Load::Closed { concurrency: concurrency.min((args.warmup as usize).max(1)) },
                 open => open,
@@ -352,6 +414,7 @@ pub fn run(args: ServeArgs) -> Result<bool> {
                 server_memory,
                 requests,
             });
+            finished(&records[records.len() - 1], records.len());
             if let Some(f) = &file {
                 f.save(&records)?;
             }
@@ -367,6 +430,10 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     if let Some(f) = &file {
         eprintln!("results: {}", f.path().display());
     }
+    // A temporary folder is gone by now unless a server failed, which kept it.
+    if let Some(logs) = logs.as_ref().filter(|l| !l.is_temporary()) {
+        eprintln!("server logs: {}", logs.path().display());
+    }
     for r in records.iter().filter(|r| r.failed()) {
         let what = match (&r.error, &r.summary) {
             (Some(e), _) => e.clone(),
@@ -376,7 +443,7 @@ pub fn run(args: ServeArgs) -> Result<bool> {
             }
             _ => String::new(),
         };
-        eprintln!("{} server(s), {}: {what}", r.point.instances, r.point.load.label());
+        eprintln!("{}: {what}", r.point.label());
     }
     Ok(!records.iter().any(ServeRecord::failed))
 }

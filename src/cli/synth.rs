@@ -4,9 +4,12 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{builder::PossibleValuesParser, Args};
 use indicatif::{ProgressBar, ProgressStyle};
-use mlxbench::synth::{self, Arch, FloatDtype, SynthOptions, PRESETS};
+use mlxbench::{
+    config::ModelConfig,
+    synth::{self, Arch, FloatDtype, SynthOptions, PRESETS},
+};
 
-use super::{bits_arg, choice, BitsArg};
+use super::{bits_choice, choice, BitsArg};
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Speed and memory depend on shapes, not on weight values: a synthetic model of a real \
@@ -25,7 +28,7 @@ pub struct SynthArgs {
     #[arg(long, value_parser = choice::<Arch>())]
     arch: Option<Arch>,
     /// Quantization bits of every linear layer and embedding (as mlx-lm's convert -q), or none.
-    #[arg(long, default_value = "4", value_parser = bits_arg)]
+    #[arg(long, default_value = "4", value_parser = bits_choice())]
     bits: BitsArg,
     /// Quantization group size.
     #[arg(long, default_value_t = 64)]
@@ -37,7 +40,7 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Output directory (must be absent or empty unless --force).
-    #[arg(long)]
+    #[arg(long, short = 'o', visible_alias = "output")]
     out: PathBuf,
     /// Write into a non-empty directory, replacing the model files there.
     #[arg(long)]
@@ -55,7 +58,15 @@ pub fn run(args: SynthArgs) -> Result<()> {
         (None, None) => unreachable!("clap requires one of them"),
     };
     for assignment in &args.set {
+        let key = assignment.split_once('=').map_or("", |(key, _)| key.trim());
+        let new_key = config.get(key).is_none();
         synth::set_key(&mut config, assignment)?;
+        // A key none of the loader's named fields reads and the config did not have: a typo, or
+        // a key only some architectures read.
+        let unread = serde_json::from_value::<ModelConfig>(config.clone()).is_ok_and(|c| c.other.contains_key(key));
+        if new_key && unread {
+            eprintln!("warning: --set {key}: not a key of this config; added (a misspelt key changes nothing)");
+        }
     }
     let options = SynthOptions {
         bits: args.bits.0,

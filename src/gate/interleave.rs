@@ -10,13 +10,19 @@
 //! token (a regression is a time that went up), and the rows follow the gate's usual rule
 //! ([`super::Verdict`]): the mean over blocks on each side, a bootstrap 95% interval of its
 //! change, regressed when the whole interval lies above the threshold.
+//!
+//! The two builds may be two MLX releases (each binary built against its own): configurations
+//! are matched by their settings alone, and when the builds' records name different MLX versions
+//! or builds, the comparison says so above its table.
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     process::Command,
 };
 
-use super::{CompareError, Comparison, Side};
+use serde::Serialize;
+
+use super::{different_environments, environment, CompareError, Comparison, Metric, Side};
 use crate::{
     bench::{ids::config_id, RunRecord, Status},
     report::JsonReport,
@@ -51,9 +57,62 @@ pub fn run_block(bin: &Path, run_args: &[String]) -> Result<Vec<RunRecord>, Comp
         detail: format!(
             "`run` did not print results ({e}; {}): {}",
             output.status,
-            String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or("")
+            said(&String::from_utf8_lossy(&output.stderr))
         ),
     })
+}
+
+/// A configuration that failed in a block, which ends the interleaved run: a build that cannot
+/// run a configuration has no speed to compare.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockFailure {
+    /// The build's name (`old`, `new`) and binary.
+    pub build: String,
+    pub binary: PathBuf,
+    /// The block (from 1) and the blocks planned.
+    pub block: usize,
+    pub blocks: usize,
+    /// The configuration's id, its status (failed, unsupported) and error.
+    pub configuration: String,
+    pub status: String,
+    pub error: String,
+}
+
+impl BlockFailure {
+    /// The first configuration of a block's `records` that did not run, if any.
+    pub fn of(records: &[RunRecord], build: (&str, &Path), block: usize, blocks: usize) -> Option<Self> {
+        let r = records.iter().find(|r| r.status != Status::Ok)?;
+        Some(Self {
+            build: build.0.to_owned(),
+            binary: build.1.to_path_buf(),
+            block,
+            blocks,
+            configuration: config_id(&r.point),
+            status: r.status.as_str().to_owned(),
+            error: r.error.clone().unwrap_or_else(|| "no error given".into()),
+        })
+    }
+}
+
+impl std::fmt::Display for BlockFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} in {} ({}), block {} of {}: {}",
+            self.configuration,
+            self.status,
+            self.build,
+            self.binary.display(),
+            self.block,
+            self.blocks,
+            self.error
+        )
+    }
+}
+
+/// What a run that printed no results said: its error line (clap's or mlxbench's), else its last.
+fn said(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.starts_with("error:")).or_else(|| stderr.lines().last()).unwrap_or("").trim()
 }
 
 /// Per configuration, each block's medians: ns per decoded token, ns per prompt token, TTFT in
@@ -66,13 +125,22 @@ struct Blocks {
     peak_bytes: Vec<f64>,
 }
 
-fn collect(blocks: &[Vec<RunRecord>], failures: &mut Vec<String>, name: &str) -> BTreeMap<String, Blocks> {
+/// Each configuration's blocks; a configuration that failed in some block is named once in
+/// `failures` and in `failed`.
+fn collect(
+    blocks: &[Vec<RunRecord>],
+    failures: &mut Vec<String>,
+    failed: &mut BTreeSet<String>,
+    name: &str,
+) -> BTreeMap<String, Blocks> {
     let mut by_config: BTreeMap<String, Blocks> = BTreeMap::new();
     for records in blocks {
         for r in records {
             let id = config_id(&r.point);
             let Some(s) = r.summary.as_ref().filter(|_| r.status == Status::Ok) else {
-                failures.push(format!("{name}: {id} {}: {}", r.status.as_str(), r.error.as_deref().unwrap_or("")));
+                if failed.insert(format!("{name}/{id}")) {
+                    failures.push(format!("{id} {} in {name}: {}", r.status.as_str(), r.error.as_deref().unwrap_or("")));
+                }
                 continue;
             };
             let entry = by_config.entry(id).or_default();
@@ -86,6 +154,12 @@ fn collect(blocks: &[Vec<RunRecord>], failures: &mut Vec<String>, name: &str) ->
     by_config
 }
 
+/// What the records of `blocks` ran on: `MLX 0.32.4 (manylinux_2_35_x86_64) on cuda` (one, from
+/// one binary).
+fn environments(blocks: &[Vec<RunRecord>]) -> BTreeSet<String> {
+    blocks.iter().flatten().map(|r| environment(&r.context.mlx_version, &r.context.mlx_build, &r.context.backend)).collect()
+}
+
 /// The comparison of `new`'s blocks against `old`'s (each block: one run's records), with the
 /// builds named `names` in the table.
 pub fn compare_blocks(
@@ -97,8 +171,9 @@ pub fn compare_blocks(
     if !(threshold_pct.is_finite() && threshold_pct >= 0.0) {
         return Err(CompareError::InvalidThreshold(threshold_pct));
     }
-    let mut problems = Vec::new();
-    let (old_by, new_by) = (collect(old, &mut problems, names.0), collect(new, &mut problems, names.1));
+    let (mut problems, mut failed) = (Vec::new(), BTreeSet::new());
+    let old_by = collect(old, &mut problems, &mut failed, names.0);
+    let new_by = collect(new, &mut problems, &mut failed, names.1);
     let side = Side { baseline: names.0, against: names.1, threshold: threshold_pct / 100.0 };
     let mut rows = Vec::new();
     let commit = |blocks: &[Vec<RunRecord>]| {
@@ -115,7 +190,10 @@ pub fn compare_blocks(
     )];
     for (id, base) in &old_by {
         let Some(now) = new_by.get(id) else {
-            problems.push(format!("missing in {}: {id}", names.1));
+            // A configuration that failed is a problem already, not a missing one.
+            if !failed.contains(&format!("{}/{id}", names.1)) {
+                problems.push(format!("missing in {}: {id}", names.1));
+            }
             continue;
         };
         for (phase, base_ns, now_ns, tokens) in [
@@ -135,6 +213,17 @@ pub fn compare_blocks(
         notes.push(format!("new in {}, not in {}: {id}", names.1, names.0));
     }
     rows.sort_by(|a, b| a.id.cmp(&b.id).then(a.metric.cmp(&b.metric)));
+    // With intervals wider than the threshold, a change of the threshold's size is lost in the
+    // noise: an A/A run says how much a real one can tell.
+    let times: Vec<_> = rows.iter().filter(|r| r.metric == Metric::Time).collect();
+    let wide = times.iter().filter(|r| (r.ci_high_pct - r.ci_low_pct) / 2.0 > threshold_pct).count();
+    if wide > 0 {
+        notes.push(format!(
+            "{wide} of {} time intervals are wider than --threshold (±{threshold_pct}%): a change of that size \
+             cannot be told from noise; use more --blocks or a quieter machine",
+            times.len()
+        ));
+    }
     Ok(Comparison {
         criterion_dir: PathBuf::new(),
         baseline: names.0.to_owned(),
@@ -145,5 +234,6 @@ pub fn compare_blocks(
         rows,
         problems,
         notes,
+        different_mlx: different_environments(names, &(environments(old), environments(new))),
     })
 }

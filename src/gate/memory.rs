@@ -27,6 +27,10 @@ pub struct MemoryRecord {
     pub kv_cache_bytes: u64,
     /// The MLX version that ran it (`mlx_rs` reports it at run time).
     pub mlx_version: String,
+    /// The MLX wheel's platform tag the bench was built against (`device::BUILT_MLX_BUILD`);
+    /// `unknown` in files written before builds were recorded.
+    #[serde(default = "crate::bench::record::unknown_mlx_build")]
+    pub mlx_build: String,
     /// `cpu`, `cuda` or `metal`.
     pub backend: String,
 }
@@ -102,7 +106,7 @@ pub fn memory_page(criterion_dir: &Path) -> Result<String, CompareError> {
         peaks.sort_unstable();
         let (Some(&min), Some(&max)) = (peaks.first(), peaks.last()) else { continue };
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{} – {}</td><td>{}</td><td>{}</td><td>{} {} ({})</td></tr>\n",
             escape(&record.full_id),
             human_bytes(peaks[peaks.len() / 2]),
             human_bytes(min),
@@ -111,6 +115,7 @@ pub fn memory_page(criterion_dir: &Path) -> Result<String, CompareError> {
             human_bytes(record.kv_cache_bytes),
             escape(&record.backend),
             escape(&record.mlx_version),
+            escape(&record.mlx_build),
         ));
     }
     Ok(format!(

@@ -30,7 +30,7 @@
 //! (renamed, or a partial run) is listed as a problem; it fails the gate only in strict mode
 //! (`--strict`), since a filtered `cargo bench` run is a normal thing to compare. An id only in
 //! the compared run, a sidecar missing on one side (time is still compared), or a different MLX
-//! version or backend between the two is a note and never fails the gate.
+//! version, build or backend between the two is a note and never fails the gate.
 //!
 //! **Errors** (the gate cannot run): the criterion directory missing or empty, a baseline name
 //! that no benchmark has (the message lists those that exist), or an unreadable or corrupt file
@@ -54,7 +54,7 @@ pub use criterion::{
 pub use memory::{memory_page, memory_records, write_memory_page, MemoryRecord, MEMORY_FILE, MEMORY_PAGE};
 pub use print::{JsonPrinter, MarkdownPrinter, TablePrinter};
 
-use crate::measure::stats;
+use crate::{measure::stats, report::mlx_description};
 
 use criterion::{baseline_counts, baseline_folders, load_json, load_sample, BaselineFolder};
 
@@ -201,6 +201,10 @@ pub struct Comparison {
     pub problems: Vec<String>,
     /// Worth knowing, never failing: new ids, missing sidecars, different MLX builds.
     pub notes: Vec<String>,
+    /// When the two sides ran on different MLX versions or builds, what each ran on (printed
+    /// first, above the table: the interleaved gate comparing two MLX releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub different_mlx: Option<String>,
 }
 
 impl Comparison {
@@ -299,24 +303,17 @@ pub fn compare(
         rows.push(side.time_row(id, base, now, &mut notes)?);
         let (base_memory, now_memory) = (MemoryRecord::read(&base.folder)?, MemoryRecord::read(&now.folder)?);
         if let Some(record) = &base_memory {
-            environments.0.insert(format!("MLX {} ({})", record.mlx_version, record.backend));
+            environments.0.insert(environment(&record.mlx_version, &record.mlx_build, &record.backend));
         }
         if let Some(record) = &now_memory {
-            environments.1.insert(format!("MLX {} ({})", record.mlx_version, record.backend));
+            environments.1.insert(environment(&record.mlx_version, &record.mlx_build, &record.backend));
         }
         rows.extend(side.memory_row(id, base, now, base_memory, now_memory, &mut notes));
     }
     for id in now_runs.keys().filter(|id| !base_runs.contains_key(*id)) {
         notes.push(format!("new in {against}, no {baseline} to compare with: {id}"));
     }
-    if !environments.0.is_empty() && !environments.1.is_empty() && environments.0 != environments.1 {
-        let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
-        notes.push(format!(
-            "different MLX builds: {baseline} ran on {}, {against} on {}",
-            list(&environments.0),
-            list(&environments.1)
-        ));
-    }
+    notes.extend(different_environments((baseline, against), &environments));
 
     Ok(Comparison {
         criterion_dir: criterion_dir.to_owned(),
@@ -327,7 +324,24 @@ pub fn compare(
         rows,
         problems,
         notes,
+        different_mlx: None,
     })
+}
+
+/// What a side ran on: `MLX 0.32.4 (manylinux_2_35_x86_64) on cuda`.
+fn environment(mlx_version: &str, mlx_build: &str, backend: &str) -> String {
+    format!("{} on {backend}", mlx_description(mlx_version, mlx_build))
+}
+
+/// `different MLX builds: main ran MLX 0.32.2 (...) on cpu, new MLX 0.32.4 (...) on cpu` when
+/// the sides, `names`, ran on different [`environment`]s (both known).
+fn different_environments(names: (&str, &str), environments: &(BTreeSet<String>, BTreeSet<String>)) -> Option<String> {
+    let (base, now) = environments;
+    if base.is_empty() || now.is_empty() || base == now {
+        return None;
+    }
+    let list = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(", ");
+    Some(format!("different MLX builds: {} ran {}, {} {}", names.0, list(base), names.1, list(now)))
 }
 
 /// One benchmark's folder for one baseline, with its `benchmark.json`.

@@ -109,6 +109,9 @@ fn summary(comparison: &Comparison) -> String {
 impl Printer<Comparison> for TablePrinter {
     fn render(&self, comparison: &Comparison) -> Result<String> {
         let mut out = String::new();
+        if let Some(mlx) = &comparison.different_mlx {
+            writeln!(out, "{mlx}\n")?;
+        }
         let mut table = vec![header(comparison)];
         table.extend(comparison.rows.iter().flat_map(lines));
         let mut widths = [0; COLUMNS];
@@ -157,6 +160,9 @@ impl Printer<Comparison> for MarkdownPrinter {
     fn render(&self, comparison: &Comparison) -> Result<String> {
         let mut out = String::new();
         writeln!(out, "**Regression gate {}**\n", summary(comparison))?;
+        if let Some(mlx) = &comparison.different_mlx {
+            writeln!(out, "{}\n", mlx.replace('|', "\\|"))?;
+        }
         let row = |cells: &[String; COLUMNS], code_first: bool| {
             let cells: Vec<String> =
                 cells.iter().enumerate().map(|(i, cell)| markdown_cell(cell, code_first && i == 0)).collect();

@@ -25,6 +25,7 @@ pub fn apple_peak_gbps(chip: &str, gpu_cores: Option<u32>) -> Option<f64> {
             40 => 546.0,
             _ => return None,
         },
+        "M5" => 153.0,
         _ => return None,
     };
     Some(gbps)

@@ -5,11 +5,24 @@
 //! - github-action-benchmark's custom JSON, one file for the measures where bigger is better
 //!   (`github-bigger`: tokens/s) and one where smaller is (`github-smaller`: TTFT, time per
 //!   iteration, memory, energy): `[{"name", "unit", "value", "range", "extra"}]`.
+//!
+//! A `run` configuration's benchmark is `<model>/<engine>/kv<bits>/p<N>/g<N>/b<B>/d<D>`, with
+//! `/mlx<version>` added when the exported results ran on more than one MLX build (see
+//! [`MlxBuilds::slug`]): one build keeps the names a dashboard already tracks, two never share one.
+//! A configuration measured again in a later run of the same results (a sweep appended twice)
+//! is kept apart by name, never dropped nor listed twice: its first run keeps the name, a later
+//! run `n` adds `/run<n>` ([`Runs`]). Values are the headlines of [`super::headline`], the same
+//! numbers the terminal table and the HTML report show.
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::{
+    headline::{Headline, Interval},
+    mlx::{mlx_description, MlxBuilds},
+    runs::Runs,
+};
 use crate::{
     bench::{ids::config_id, RunRecord, Status},
     choice::choice,
@@ -47,11 +60,14 @@ pub struct Measurement {
     pub bigger_is_better: bool,
     /// Context a reader of the chart wants: samples, engine, commit, hardware.
     pub extra: String,
+    /// The run of merged results it came from (from 1; see [`Runs`]); a benchmark measured in
+    /// an earlier run too carries `/run<n>` at the end of its name.
+    pub run: usize,
 }
 
 /// The measure `summary` gives, valued at its median.
 fn measurement(benchmark: &str, measure: &'static str, unit: &'static str, bigger_is_better: bool, summary: &Summary, extra: &str) -> Measurement {
-    let [lower, upper] = summary.median_ci95.unwrap_or([summary.min, summary.max]);
+    let Interval { low: lower, high: upper, .. } = Interval::of(summary);
     Measurement {
         benchmark: benchmark.to_string(),
         measure,
@@ -61,27 +77,40 @@ fn measurement(benchmark: &str, measure: &'static str, unit: &'static str, bigge
         upper,
         bigger_is_better,
         extra: format!("{} samples; {extra}", summary.samples.len()),
+        run: 1,
     }
 }
 
 /// The measures of every successful configuration of `records`.
 pub fn from_records(records: &[RunRecord]) -> Vec<Measurement> {
+    let runs = Runs::of(records);
+    let ok: Vec<(usize, &RunRecord)> = records.iter().enumerate().filter(|(_, r)| r.status == Status::Ok && r.summary.is_some()).collect();
+    let mlx = MlxBuilds::of(ok.iter().map(|(_, r)| &r.context));
     let mut out = Vec::new();
-    for r in records.iter().filter(|r| r.status == Status::Ok) {
+    let mut named: Vec<String> = Vec::new();
+    for (i, r) in ok {
         let Some(s) = &r.summary else { continue };
-        let id = config_id(&r.point);
-        let extra = format!("MLX {} {}; {}; commit {}", r.context.mlx_version, r.context.backend, r.context.hardware, r.context.git_commit);
+        let mut id = match mlx.slug(&r.context) {
+            Some(slug) => format!("{}/{slug}", config_id(&r.point)),
+            None => config_id(&r.point),
+        };
+        if named.contains(&id) {
+            id = format!("{id}/run{}", runs.number(i));
+        }
+        named.push(id.clone());
+        let c = &r.context;
+        let extra = format!("{} {}; {}; commit {}", mlx_description(&c.mlx_version, &c.mlx_build), c.backend, c.hardware, c.git_commit);
         let measures: [(&'static str, &'static str, bool, Option<&Summary>); 6] = [
-            ("generation-tps", "tokens/s", true, s.generation_tps_robust.as_ref()),
-            ("prompt-tps", "tokens/s", true, s.prompt_tps.as_ref()),
-            ("ttft", "ms", false, s.ttft_ms.as_ref()),
+            ("generation-tps", "tokens/s", true, Headline::Decode.summary(s)),
+            ("prompt-tps", "tokens/s", true, Headline::Prompt.summary(s)),
+            ("ttft", "ms", false, Headline::Ttft.summary(s)),
             ("inter-token-latency-p99", "ms", false, s.itl_p99_ms.as_ref()),
-            ("peak-memory", "bytes", false, s.peak_memory_bytes.as_ref()),
+            ("peak-memory", "bytes", false, Headline::PeakMemory.summary(s)),
             ("energy-per-token", "J", false, s.joules_per_token.as_ref()),
         ];
         for (measure, unit, bigger, summary) in measures {
             if let Some(summary) = summary {
-                out.push(measurement(&id, measure, unit, bigger, summary, &extra));
+                out.push(Measurement { run: runs.number(i), ..measurement(&id, measure, unit, bigger, summary, &extra) });
             }
         }
     }
@@ -109,6 +138,34 @@ pub fn from_baseline(entries: &[BaselineEntry]) -> Vec<Measurement> {
         }
     }
     out
+}
+
+/// Benchmarks that more than one configuration exports a measure under, with how many do (none
+/// for `run` results, whose repeated runs are named apart; kept as a check that none slips
+/// through: Bencher's format would keep the last of them).
+pub fn duplicate_benchmarks(measurements: &[Measurement]) -> Vec<(String, usize)> {
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for m in measurements {
+        *counts.entry((&m.benchmark, m.measure)).or_default() += 1;
+    }
+    let mut duplicates: BTreeMap<&str, usize> = BTreeMap::new();
+    for ((benchmark, _), n) in counts.into_iter().filter(|(_, n)| *n > 1) {
+        let most = duplicates.entry(benchmark).or_default();
+        *most = (*most).max(n);
+    }
+    duplicates.into_iter().map(|(benchmark, n)| (benchmark.to_string(), n)).collect()
+}
+
+/// The benchmarks named apart because an earlier run of the results measured their configuration
+/// too (`.../run2`), once each, in export order.
+pub fn renamed_runs(measurements: &[Measurement]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::new();
+    for m in measurements.iter().filter(|m| m.benchmark.ends_with(&format!("/run{}", m.run))) {
+        if !names.contains(&m.benchmark.as_str()) {
+            names.push(&m.benchmark);
+        }
+    }
+    names
 }
 
 /// The measurements in `format`, as a JSON document.

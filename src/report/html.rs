@@ -1,17 +1,30 @@
 //! The HTML report (`mlxbench report`, `run --report`): one self-contained page (inline SVG charts
 //! drawn by `plotters`, inline CSS, no script, nothing fetched when viewed) from run records of
-//! one or more results files: the runs' context, a summary table, then charts.
+//! one or more results files: what the terminal shows ([`super::view`]: the runs' context, the
+//! models, what was merged, the summary table with the headline numbers, the extras and the
+//! mlxbench ÷ mlx-lm ratios), every statistic on demand (`<details>`), then charts at the page's
+//! width.
 //!
-//! Each chart plots a metric's median over the trials against one swept setting (prompt length,
-//! depth, batch, kv-bits), one line per series, with a bar from the fastest to the slowest trial.
-//! A series is every configuration equal in all other settings; its label names what tells it
-//! from the others (model, engine, kv-bits, and any other setting that varies). A chart appears
-//! only when some series has two points or more on it. Each `<figure class="chart">` carries
-//! `data-points`, the number of points it plots, each drawn as one `<circle>`.
+//! Each chart plots a metric's headline (the median over the trials, [`super::headline`])
+//! against one swept setting (prompt length, depth, batch, kv-bits), one line per series, with a
+//! bar from the fastest to the slowest trial. A series is every configuration equal in all other
+//! settings; its label names what tells it from the others in one vocabulary (`kv none`,
+//! `batch 4`, the engine, the MLX build: `MLX 0.32.2` and `MLX 0.32.4`, the run: `run 2`). A chart
+//! appears only when its axis has two values or more and some series has two points; series
+//! with the same points are drawn once, labelled by all of them. Each `<figure class="chart">`
+//! carries `data-points`, the number of points it plots, each drawn as one `<circle>`.
 use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
+use super::{
+    headline::Headline,
+    mlx::{mlx_description, MlxBuilds},
+    read::protocol_known,
+    runs::Runs,
+    table::escape,
+    view::RunView,
+};
 use crate::{
     bench::{ids::model_label, RunPoint, RunRecord, Status},
     config::bits_or_none,
@@ -55,11 +68,21 @@ struct Chart {
     series: Vec<Series>,
 }
 
-/// The swept settings a chart can put on its x axis.
+/// A successful record as the charts see it: with the labels of its MLX build and its run, empty
+/// when every record of the report ran on one build, or no configuration ran twice.
+struct Plotted<'a> {
+    record: &'a RunRecord,
+    mlx: String,
+    run: String,
+}
+
+/// The settings that tell series apart; the swept ones can go on a chart's x axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Setting {
     Model,
     Engine,
+    Mlx,
+    Run,
     KvBits,
     Batch,
     Depth,
@@ -67,21 +90,40 @@ enum Setting {
     Generate,
 }
 
-const SETTINGS: [Setting; 7] =
-    [Setting::Model, Setting::Engine, Setting::KvBits, Setting::Batch, Setting::Depth, Setting::Prompt, Setting::Generate];
+const SETTINGS: [Setting; 9] = [
+    Setting::Model,
+    Setting::Engine,
+    Setting::Mlx,
+    Setting::KvBits,
+    Setting::Batch,
+    Setting::Depth,
+    Setting::Prompt,
+    Setting::Generate,
+    Setting::Run,
+];
 
 impl Setting {
-    /// The setting's value in a label, e.g. `kv8`, `p512`.
-    fn label(self, p: &RunPoint) -> String {
+    /// The setting's value in a label, as the tables' header lines say it: `kv 8`, `prompt 512`,
+    /// `MLX 0.32.4`, `run 2`.
+    fn label(self, r: &Plotted) -> String {
+        let p = &r.record.point;
         match self {
             Setting::Model => model_label(&p.model),
             Setting::Engine => p.engine.to_string(),
-            Setting::KvBits => crate::bench::kv_label(p.kv_bits),
-            Setting::Batch => format!("b{}", p.batch),
-            Setting::Depth => format!("d{}", p.depth),
-            Setting::Prompt => format!("p{}", p.n_prompt),
-            Setting::Generate => format!("g{}", p.n_generate),
+            Setting::Mlx => r.mlx.clone(),
+            Setting::Run => r.run.clone(),
+            Setting::KvBits => format!("kv {}", bits_or_none(p.kv_bits)),
+            Setting::Batch => format!("batch {}", p.batch),
+            Setting::Depth => format!("depth {}", p.depth),
+            Setting::Prompt => format!("prompt {}", p.n_prompt),
+            Setting::Generate => format!("gen {}", p.n_generate),
         }
+    }
+
+    /// The labels of `settings` for `r`, comma-separated (MLX and run labels are empty when they
+    /// tell nothing apart).
+    fn labels(settings: &[Setting], r: &Plotted) -> String {
+        settings.iter().map(|s| s.label(r)).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(", ")
     }
 
     /// The setting's place on its axis, ordered as a reader expects (kv-bits: none, then from
@@ -93,19 +135,20 @@ impl Setting {
             Setting::Depth => p.depth as i64,
             Setting::Prompt => p.n_prompt as i64,
             Setting::Generate => p.n_generate as i64,
-            Setting::Model | Setting::Engine => 0,
+            Setting::Model | Setting::Engine | Setting::Mlx | Setting::Run => 0,
         }
     }
 
     /// The value's tick label on the x axis.
-    fn tick(self, p: &RunPoint) -> String {
+    fn tick(self, r: &Plotted) -> String {
+        let p = &r.record.point;
         match self {
             Setting::KvBits => bits_or_none(p.kv_bits),
             Setting::Batch => p.batch.to_string(),
             Setting::Depth => p.depth.to_string(),
             Setting::Prompt => p.n_prompt.to_string(),
             Setting::Generate => p.n_generate.to_string(),
-            Setting::Model | Setting::Engine => self.label(p),
+            Setting::Model | Setting::Engine | Setting::Mlx | Setting::Run => self.label(r),
         }
     }
 
@@ -113,6 +156,8 @@ impl Setting {
         match self {
             Setting::Model => "model",
             Setting::Engine => "engine",
+            Setting::Mlx => "MLX",
+            Setting::Run => "run",
             Setting::KvBits => "kv-bits",
             Setting::Batch => "batch",
             Setting::Depth => "depth (tokens in the cache before the prompt)",
@@ -127,23 +172,38 @@ const BYTES: &str = "memory";
 
 type Metric = fn(&MetricSummaries) -> Option<&Summary>;
 
+/// Series with the same points merged into one, labelled by all of theirs: two runs or two
+/// engines that measured the same memory draw one line, not two on top of each other.
+fn merge_identical(series: Vec<Series>) -> Vec<Series> {
+    let mut out: Vec<Series> = Vec::new();
+    for s in series {
+        match out.iter_mut().find(|o| o.points == s.points) {
+            Some(same) => same.label = format!("{} = {}", same.label, s.label),
+            None => out.push(s),
+        }
+    }
+    out
+}
+
 /// `metric` of the successful records against `x`, one series per combination of the other
-/// settings; `None` when no series has two points.
-fn chart_against(records: &[&RunRecord], x: Setting, metric: Metric, title: &str, y_desc: &'static str) -> Option<Chart> {
+/// settings; `None` when the axis has fewer than two values or no series has two points.
+fn chart_against(records: &[Plotted], x: Setting, metric: Metric, title: &str, y_desc: &'static str) -> Option<Chart> {
     let varying: Vec<Setting> = SETTINGS
         .into_iter()
         .filter(|&s| s != x)
-        .filter(|&s| records.iter().any(|r| s.label(&r.point) != s.label(&records[0].point)))
+        .filter(|&s| records.iter().any(|r| s.label(r) != s.label(&records[0])))
         .collect();
-    let mut ticks: Vec<(i64, String)> = records.iter().map(|r| (x.order(&r.point), x.tick(&r.point))).collect();
+    let mut ticks: Vec<(i64, String)> = records.iter().map(|r| (x.order(&r.record.point), x.tick(r))).collect();
     ticks.sort();
     ticks.dedup();
+    if ticks.len() < 2 {
+        return None;
+    }
     let position = |p: &RunPoint| ticks.iter().position(|(order, _)| *order == x.order(p)).unwrap_or(0) as f64;
     let mut groups: BTreeMap<String, Vec<Point>> = BTreeMap::new();
     for r in records {
-        let Some(summary) = r.summary.as_ref().and_then(metric) else { continue };
-        let label = varying.iter().map(|s| s.label(&r.point)).collect::<Vec<_>>().join(" ");
-        groups.entry(label).or_default().push(Point::of(position(&r.point), summary));
+        let Some(summary) = r.record.summary.as_ref().and_then(metric) else { continue };
+        groups.entry(Setting::labels(&varying, r)).or_default().push(Point::of(position(&r.record.point), summary));
     }
     if !groups.values().any(|points| points.len() >= 2) {
         return None;
@@ -155,6 +215,7 @@ fn chart_against(records: &[&RunRecord], x: Setting, metric: Metric, title: &str
             Series { label: if label.is_empty() { "all".into() } else { label }, points }
         })
         .collect();
+    let series = merge_identical(series);
     Some(Chart {
         title: title.to_string(),
         x_desc: x.name(),
@@ -166,9 +227,10 @@ fn chart_against(records: &[&RunRecord], x: Setting, metric: Metric, title: &str
 
 /// The decode rate per window of generated tokens against the context it decoded at, one series
 /// per configuration (median and range over the trials of each window).
-fn windows_chart(records: &[&RunRecord]) -> Option<Chart> {
+fn windows_chart(records: &[Plotted]) -> Option<Chart> {
     let mut series = Vec::new();
-    for r in records {
+    for plotted in records {
+        let r = plotted.record;
         let windows = r.trials.iter().map(|t| t.decode_windows.len()).min().unwrap_or(0);
         if windows < 2 {
             continue;
@@ -178,12 +240,23 @@ fn windows_chart(records: &[&RunRecord]) -> Option<Chart> {
                 let rates: Vec<f64> = r.trials.iter().map(|t| t.decode_windows[k].tps).collect();
                 Summary::of(&rates).map(|s| Point::of(r.trials[0].decode_windows[k].context_tokens as f64, &s))
             })
-            .collect();
-        let label = SETTINGS.iter().map(|s| s.label(&r.point)).collect::<Vec<_>>().join(" ");
-        series.push(Series { label, points });
+            .collect::<Vec<Point>>();
+        series.push((plotted, points));
     }
+    // Each configuration is a series, named by the settings that tell it from the others.
+    let varying: Vec<Setting> = SETTINGS
+        .into_iter()
+        .filter(|&s| series.iter().any(|(r, _)| s.label(r) != s.label(series[0].0)))
+        .collect();
+    let series: Vec<Series> = series
+        .into_iter()
+        .map(|(r, points)| {
+            let label = Setting::labels(&varying, r);
+            Series { label: if label.is_empty() { "all".into() } else { label }, points }
+        })
+        .collect();
     (!series.is_empty()).then(|| Chart {
-        title: "Decode tokens/s per window of generated tokens, against context".into(),
+        title: "decode t/s per window of generated tokens, against context".into(),
         x_desc: "context (tokens in the cache)",
         y_desc: "tokens/s",
         x_axis: XAxis::Numbers,
@@ -191,27 +264,35 @@ fn windows_chart(records: &[&RunRecord]) -> Option<Chart> {
     })
 }
 
-/// Every chart the records give, in reading order.
-fn charts(records: &[RunRecord]) -> Vec<Chart> {
-    let ok: Vec<&RunRecord> = records.iter().filter(|r| r.status == Status::Ok && r.summary.is_some()).collect();
+/// Every chart the records give, in reading order; `mlx` are the MLX builds of the report, `runs`
+/// its runs.
+fn charts(records: &[RunRecord], mlx: &MlxBuilds, runs: &Runs) -> Vec<Chart> {
+    let ok: Vec<Plotted> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.status == Status::Ok && r.summary.is_some())
+        .map(|(i, record)| Plotted { record, mlx: mlx.label(&record.context).unwrap_or_default(), run: runs.label(i).unwrap_or_default() })
+        .collect();
     if ok.is_empty() {
         return Vec::new();
     }
-    let decode: Metric = |s| s.generation_tps.as_ref();
-    let prefill: Metric = |s| s.prompt_tps.as_ref();
-    let ttft: Metric = |s| s.ttft_ms.as_ref();
-    let peak: Metric = |s| s.peak_memory_bytes.as_ref();
+    // The headlines, as the tables show them; the KV cache's median beside them.
+    let decode: Metric = |s| Headline::Decode.summary(s);
+    let prefill: Metric = |s| Headline::Prompt.summary(s);
+    let ttft: Metric = |s| Headline::Ttft.summary(s);
+    let peak: Metric = |s| Headline::PeakMemory.summary(s);
     let kv: Metric = |s| s.kv_cache_bytes.as_ref();
+    let (decode_name, prefill_name, ttft_name) = (Headline::Decode.name(), Headline::Prompt.name(), Headline::Ttft.name());
     let mut out = Vec::new();
     for (x, what) in [(Setting::Prompt, "prompt length"), (Setting::Depth, "depth"), (Setting::Batch, "batch")] {
-        out.extend(chart_against(&ok, x, decode, &format!("Decode (generation) tokens/s against {what}"), "tokens/s"));
-        out.extend(chart_against(&ok, x, prefill, &format!("Prefill (prompt) tokens/s against {what}"), "tokens/s"));
+        out.extend(chart_against(&ok, x, decode, &format!("{decode_name} against {what}"), "tokens/s"));
+        out.extend(chart_against(&ok, x, prefill, &format!("{prefill_name} against {what}"), "tokens/s"));
     }
-    out.extend(chart_against(&ok, Setting::Prompt, ttft, "Time to first token against prompt length", "ms"));
-    out.extend(chart_against(&ok, Setting::Depth, ttft, "Time to first token against depth", "ms"));
-    out.extend(chart_against(&ok, Setting::KvBits, decode, "Decode tokens/s against kv-bits", "tokens/s"));
-    out.extend(chart_against(&ok, Setting::KvBits, peak, "Peak memory against kv-bits", BYTES));
-    out.extend(chart_against(&ok, Setting::KvBits, kv, "KV cache memory against kv-bits", BYTES));
+    out.extend(chart_against(&ok, Setting::Prompt, ttft, &format!("{ttft_name} against prompt length"), "ms"));
+    out.extend(chart_against(&ok, Setting::Depth, ttft, &format!("{ttft_name} against depth"), "ms"));
+    out.extend(chart_against(&ok, Setting::KvBits, decode, &format!("{decode_name} against kv-bits"), "tokens/s"));
+    out.extend(chart_against(&ok, Setting::KvBits, peak, &format!("{} against kv-bits", Headline::PeakMemory.name()), BYTES));
+    out.extend(chart_against(&ok, Setting::KvBits, kv, "KV cache against kv-bits", BYTES));
     out.extend(windows_chart(&ok));
     out
 }
@@ -250,10 +331,10 @@ fn svg(chart: &Chart) -> Result<String> {
     let y_range = 0.0..if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
     let mut text = String::new();
     {
-        let height = 360 + 18 * chart.series.len() as u32;
-        let root = SVGBackend::with_string(&mut text, (760, height)).into_drawing_area();
+        let height = 400 + 18 * chart.series.len() as u32;
+        let root = SVGBackend::with_string(&mut text, (1000, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_error(&e))?;
-        let (plot, legend) = root.split_vertically(360);
+        let (plot, legend) = root.split_vertically(400);
         let mut c = ChartBuilder::on(&plot)
             .margin(12)
             .x_label_area_size(40)
@@ -298,107 +379,98 @@ fn svg(chart: &Chart) -> Result<String> {
     Ok(text)
 }
 
-/// Text made safe inside HTML.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// `median` (with the trials' range when it is not one value), each written by `show`, or `-`.
-fn cell_with(summary: Option<&Summary>, show: impl Fn(f64) -> String) -> String {
-    match summary {
-        Some(s) if show(s.min) != show(s.max) => {
-            format!("{} <small>({}–{})</small>", show(s.median), show(s.min), show(s.max))
+/// The run's context as the report's first table: one row per distinct machine, MLX build,
+/// commit and start (each run of merged results gets its row).
+fn context_table(records: &[RunRecord], runs: &Runs) -> String {
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let c = &r.context;
+        let trials = match protocol_known(c) {
+            true => format!("{} warmup, {} repeats", c.warmup, c.repeats),
+            false => "unknown (CSV keeps no warmup or repeats)".into(),
+        };
+        let row = [
+            if runs.repeated() { runs.number(i).to_string() } else { String::new() },
+            c.hardware.clone(),
+            format!("{} {} ({})", mlx_description(&c.mlx_version, &c.mlx_build), c.backend, c.device),
+            c.git_commit.clone(),
+            c.timestamp.clone(),
+            trials,
+        ];
+        if !rows.iter().any(|known| known[..5] == row[..5]) {
+            rows.push(row);
         }
-        Some(s) => show(s.median),
-        None => "-".into(),
     }
+    let first = usize::from(!runs.repeated());
+    let headers = ["run", "hardware", "MLX", "commit", "started", "trials"];
+    let mut html = String::from("<table class=\"context\"><tr>");
+    for h in &headers[first..] {
+        html.push_str(&format!("<th class=\"text\">{h}</th>"));
+    }
+    html.push_str("</tr>\n");
+    for row in &rows {
+        html.push_str("<tr>");
+        for value in &row[first..] {
+            html.push_str(&format!("<td class=\"text\">{}</td>", escape(value)));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n");
+    html
 }
 
-fn cell(summary: Option<&Summary>, decimals: usize) -> String {
-    cell_with(summary, |v| format!("{v:.decimals$}"))
-}
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}\
+table{border-collapse:collapse;margin:1em 0;font-size:14px}caption{text-align:left;font-weight:600;padding:.3em 0}\
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}\
+th{background:#f3f3f3;white-space:normal;vertical-align:bottom}\
+td.text,th.text{text-align:left}small{color:#777}p.note,p.header{margin:.3em 0;font-size:14px}p.note{color:#555}\
+figure{margin:2em 0}figcaption{font-weight:600;margin-bottom:.5em}figure.chart svg{width:100%;height:auto}\
+details{margin:1em 0}summary{cursor:pointer;font-weight:600}\
+table.context td{white-space:normal}.failed{color:#a00}.wide{overflow-x:auto}";
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\
-table{border-collapse:collapse;margin:1em 0;font-size:14px}\
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{background:#f3f3f3}\
-td.text,th.text{text-align:left}small{color:#777}\
-figure{margin:2em 0}figcaption{font-weight:600;margin-bottom:.5em}\
-.failed{color:#a00}.wide{overflow-x:auto}";
-
-/// The report page of `records`.
-pub fn render_html(records: &[RunRecord]) -> Result<String> {
+/// The report page of `records`, merged from `sources` (each results file's name and how many
+/// records it held; empty when the records came from elsewhere).
+pub fn render_html(records: &[RunRecord], sources: &[(String, usize)]) -> Result<String> {
     if records.is_empty() {
         return Err(Error::InvalidOption("no results to report".into()));
     }
+    let mlx = MlxBuilds::of(records.iter().map(|r| &r.context));
+    let runs = Runs::of(records);
+    let view = RunView::of(records);
     let mut page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>mlxbench report</title>\
          <style>{STYLE}</style></head><body>\n<h1>mlxbench report</h1>\n"
     );
-
-    // The runs' context: one row per distinct machine, MLX build and commit.
-    let mut contexts: Vec<[String; 5]> = Vec::new();
-    for r in records {
-        let c = &r.context;
-        let row = [
-            c.hardware.clone(),
-            format!("MLX {} {} ({})", c.mlx_version, c.backend, c.device),
-            c.git_commit.clone(),
-            c.timestamp.clone(),
-            format!("{} warmup, {} repeats", c.warmup, c.repeats),
-        ];
-        if !contexts.iter().any(|known| known[..3] == row[..3]) {
-            contexts.push(row);
-        }
+    page.push_str(&context_table(records, &runs));
+    if sources.len() > 1 {
+        let files: Vec<String> = sources.iter().map(|(name, n)| format!("{name} ({n} configurations)")).collect();
+        page.push_str(&format!("<p class=\"header\">Merged from {} results files: {}.</p>\n", sources.len(), escape(&files.join(", "))));
     }
-    page.push_str("<table class=\"context\"><tr><th class=\"text\">hardware</th><th class=\"text\">MLX</th><th class=\"text\">commit</th><th class=\"text\">first run</th><th class=\"text\">trials</th></tr>\n");
-    for row in &contexts {
-        page.push_str("<tr>");
-        for value in row {
-            page.push_str(&format!("<td class=\"text\">{}</td>", escape(value)));
-        }
-        page.push_str("</tr>\n");
+    for line in view.model_lines.iter().chain(&view.same_line).chain(&view.merged_line) {
+        page.push_str(&format!("<p class=\"header\">{}</p>\n", escape(line)));
     }
-    page.push_str("</table>\n");
 
-    page.push_str(
-        "<h2>Summary</h2>\n<p>Medians over the trials, with the fastest and slowest trial in brackets.</p>\n\
-         <div class=\"wide\"><table class=\"summary\"><tr><th class=\"text\">model</th><th class=\"text\">engine</th><th>kv-bits</th>\
-         <th>batch</th><th>depth</th><th>prompt</th><th>gen</th><th>prompt t/s</th><th>gen t/s</th>\
-         <th>TTFT ms</th><th>peak memory</th><th>KV cache</th><th>J/token</th><th class=\"text\">status</th></tr>\n",
-    );
-    for r in records {
-        let s = r.summary.as_ref();
-        let p = &r.point;
-        let status = match &r.error {
-            Some(e) => format!("<span class=\"failed\">{}: {}</span>", r.status.as_str(), escape(e)),
-            None => r.status.as_str().to_string(),
-        };
-        page.push_str(&format!(
-            "<tr><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"text\">{status}</td></tr>\n",
-            escape(&model_label(&p.model)),
-            p.engine,
-            bits_or_none(p.kv_bits),
-            p.batch,
-            p.depth,
-            p.n_prompt,
-            p.n_generate,
-            cell(s.and_then(|s| s.prompt_tps.as_ref()), 1),
-            cell(s.and_then(|s| s.generation_tps.as_ref()), 1),
-            cell(s.and_then(|s| s.ttft_ms.as_ref()), 1),
-            cell_with(s.and_then(|s| s.peak_memory_bytes.as_ref()), significant_bytes),
-            cell_with(s.and_then(|s| s.kv_cache_bytes.as_ref()), significant_bytes),
-            cell(s.and_then(|s| s.joules_per_token.as_ref()), 3),
-        ));
+    page.push_str("<h2>Summary</h2>\n");
+    page.push_str(&view.summary.html("summary"));
+    if let Some(ratios) = &view.ratios {
+        page.push_str(&ratios.html("ratios"));
     }
-    page.push_str("</table></div>\n");
+    if let Some(extras) = &view.extras {
+        page.push_str(&extras.html("extras"));
+    }
+    page.push_str("<details><summary>Every statistic per configuration</summary>\n");
+    page.push_str(&view.statistics.html("statistics"));
+    page.push_str("</details>\n");
 
-    let charts = charts(records);
+    let charts = charts(records, &mlx, &runs);
     page.push_str("<h2>Charts</h2>\n");
     if charts.is_empty() {
         page.push_str("<p>No setting was swept over two values or more with results, so there is nothing to plot.</p>\n");
     } else {
-        page.push_str("<p>Each point is the median over the trials; its bar runs from the slowest to the fastest trial.</p>\n");
+        page.push_str(
+            "<p>Each point is the median over the trials (decode t/s: the robust rate, as in the tables); \
+             its bar runs from the slowest to the fastest trial.</p>\n",
+        );
     }
     for chart in &charts {
         let points: usize = chart.series.iter().map(|s| s.points.len()).sum();

@@ -1,10 +1,13 @@
 //! Results files read back into records (for `mlxbench report` and `mlxbench export`): our JSON
 //! document, JSON lines, or CSV, whose per-trial rows are grouped back into configurations.
-//! CSV keeps every per-trial metric but not the token times, nor the warmup/repeats/seed of the
-//! run's context.
+//! CSV keeps every per-trial metric but not the token times, nor the mlxbench version and the
+//! warmup/repeats/seed of the run's context: a record read from CSV has an empty
+//! `mlxbench_version`, and the views say its trial protocol is unknown ([`protocol_known`]).
+//! Results of `mlxbench serve` are recognised and refused with a message that says so.
 use std::path::Path;
 
 use super::{CsvRow, Format, JsonReport};
+use crate::serve::{ServeRecord, ServeReport};
 use crate::{
     bench::{engine::Engine, plan::RunPoint, record::LoadStats, RunContext, RunRecord, Status},
     choice::Choice,
@@ -14,10 +17,33 @@ use crate::{
     measure::{metrics::DecodeWindow, TrialMemory, TrialMetrics},
 };
 
+/// Whether a record's context says how its trials ran (warmup, repeats, seed): not for records
+/// read back from CSV, which does not keep them.
+pub fn protocol_known(context: &RunContext) -> bool {
+    !context.mlxbench_version.is_empty()
+}
+
+/// Whether `text` is a results file of `mlxbench serve` in `format`.
+fn is_serve_results(text: &str, format: Option<Format>) -> bool {
+    match format {
+        Some(Format::Json) => serde_json::from_str::<ServeReport>(text).is_ok_and(|r| !r.records.is_empty()),
+        Some(Format::Jsonl) => text.lines().find(|l| !l.trim().is_empty()).is_some_and(|l| serde_json::from_str::<ServeRecord>(l).is_ok()),
+        Some(Format::Csv) => crate::serve::csv_header().is_ok_and(|header| text.starts_with(header.trim_end())),
+        _ => false,
+    }
+}
+
 /// Every record in the results file at `path` (format from its extension).
 pub fn read_records(path: &Path) -> Result<Vec<RunRecord>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     let invalid = |detail: String| Error::Results { path: path.to_path_buf(), detail };
+    if is_serve_results(&text, Format::from_path(path)) {
+        return Err(invalid(
+            "these are results of `mlxbench serve`; `mlxbench report` and `mlxbench export` take results of \
+             `mlxbench run` (serve prints its own table, and its CSV/JSON hold every percentile)"
+                .into(),
+        ));
+    }
     match Format::from_path(path) {
         Some(Format::Json) => {
             serde_json::from_str::<JsonReport>(&text).map(|r| r.records).map_err(|e| invalid(format!("not mlxbench JSON results: {e}")))
@@ -69,8 +95,10 @@ fn record_of(point: RunPoint, rows: Vec<CsvRow>) -> RunRecord {
         device: first.device.clone(),
         backend: first.backend.clone(),
         mlx_version: first.mlx_version.clone(),
+        mlx_build: first.mlx_build.clone(),
         hardware: first.hardware.clone(),
         git_commit: first.git_commit.clone(),
+        // CSV keeps neither: `protocol_known` reads the empty version as "unknown".
         mlxbench_version: String::new(),
         timestamp: first.timestamp.clone(),
         prompt_kind: first.prompt_kind.clone(),

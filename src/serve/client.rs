@@ -32,6 +32,13 @@ impl Api {
     }
 }
 
+/// A server's base URL as requests are built on it: without a trailing `/` or `/v1` (the
+/// OpenAI-style base URL LM Studio and the OpenAI SDKs show ends in `/v1`; [`Api::path`] adds it).
+pub fn base_url(url: &str) -> &str {
+    let url = url.trim().trim_end_matches('/');
+    url.strip_suffix("/v1").unwrap_or(url).trim_end_matches('/')
+}
+
 /// What one request asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSpec {
@@ -99,7 +106,7 @@ fn read_error(e: &std::io::Error) -> ErrorKind {
 /// Sends `spec` to `base_url` and reads the stream to its end, within `timeout` (connect,
 /// answer and whole stream). `point_start` is the point's `t = 0`.
 pub fn send(base_url: &str, options: &ClientOptions, spec: &RequestSpec, timeout: Duration, point_start: Instant) -> RequestRecord {
-    let url = format!("{}{}", base_url.trim_end_matches('/'), options.api.path());
+    let url = format!("{}{}", self::base_url(base_url), options.api.path());
     let sent = Instant::now();
     let ms = move || sent.elapsed().as_secs_f64() * 1000.0;
     let mut record = RequestRecord::sent(base_url, sent.duration_since(point_start).as_secs_f64() * 1000.0, spec.input_tokens);
@@ -204,6 +211,15 @@ mod tests {
         let b = body(&options, &spec);
         assert_eq!((b["prompt"].as_str(), b["model"].as_str()), (Some("hi"), Some("m")));
         assert!(b.get("logit_bias").is_none() && b.get("ignore_eos").is_none());
+    }
+
+    #[test]
+    fn base_urls_with_or_without_v1_and_slashes() {
+        for url in ["http://127.0.0.1:9", "http://127.0.0.1:9/", "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/", " http://127.0.0.1:9/v1// "] {
+            assert_eq!(base_url(url), "http://127.0.0.1:9", "{url:?}");
+        }
+        assert_eq!(base_url("http://host/openai/v1"), "http://host/openai");
+        assert_eq!(base_url("http://host/v1beta"), "http://host/v1beta");
     }
 
     #[test]

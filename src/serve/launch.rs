@@ -1,9 +1,12 @@
 //! Servers mlxbench starts itself (`--launch mlx-lm`): `mlx_lm.server` instances on free
 //! 127.0.0.1 ports, each in its own process group, waited for on `/health` with a deadline, and
 //! stopped, with everything they started, when the [`Servers`] is dropped, on error, or on
-//! Ctrl-C (`process::signal_all`). Also the memory sampler of a server's process tree.
+//! Ctrl-C (`process::signal_all`). Also how the server is started from a Python
+//! ([`ServerCommand`]), where a run's server logs go ([`LogDir`]), and the memory sampler of a
+//! server's process tree.
 use std::{
     collections::HashSet,
+    ffi::OsStr,
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -31,13 +34,132 @@ pub enum Launcher {
 }
 
 choice!(Launcher {
-    MlxLm => ("mlx-lm", "Apple's mlx_lm.server (python -m mlx_lm.server)"),
+    MlxLm => ("mlx-lm", "Apple's mlx_lm.server (the console script beside --python)"),
 });
+
+/// How `mlx_lm.server` is started from a Python, the way mlx-lm asks: its console script
+/// `mlx_lm.server`, installed beside the interpreter, else `python -m mlx_lm server`
+/// (`python -m mlx_lm.server` prints that it is deprecated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCommand {
+    pub program: PathBuf,
+    /// The arguments before the server's own.
+    pub args: Vec<String>,
+}
+
+/// The hint every "no mlx-lm here" error ends with.
+const PYTHON_HINT: &str = "give the Python that has mlx-lm with --python (or $MLXBENCH_PYTHON)";
+
+/// Where `program` is run from: itself when it names a path, else the first match on `$PATH`.
+fn on_path(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|p| p.is_file())
+}
+
+impl ServerCommand {
+    /// The command for `python`, without running anything: the `mlx_lm.server` beside the
+    /// interpreter (as given, not resolved through links: a virtual environment's `bin/python`
+    /// links to the system's), else the module through `python -m mlx_lm server`.
+    pub fn for_python(python: &str) -> Self {
+        let script = on_path(python).and_then(|p| p.parent().map(|dir| dir.join("mlx_lm.server"))).filter(|s| s.is_file());
+        match script {
+            Some(program) => ServerCommand { program, args: Vec::new() },
+            None => ServerCommand { program: PathBuf::from(python), args: vec!["-m".into(), "mlx_lm".into(), "server".into()] },
+        }
+    }
+
+    /// [`ServerCommand::for_python`], checked: without the console script, `python` must run and
+    /// import `mlx_lm`; each failure says what to give `--python`.
+    pub fn find(python: &str) -> Result<Self> {
+        let command = Self::for_python(python);
+        if command.args.is_empty() {
+            return Ok(command);
+        }
+        let check = "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlx_lm') is None)";
+        match Command::new(python).args(["-c", check]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+            Ok(status) if status.success() => Ok(command),
+            Ok(_) => Err(Error::InvalidOption(format!(
+                "{python} has no mlx-lm (neither mlx_lm.server beside it nor an importable mlx_lm): install it ({python} -m pip install mlx-lm) or {PYTHON_HINT}"
+            ))),
+            Err(e) => Err(Error::InvalidOption(format!("cannot run {python}: {e}; {PYTHON_HINT}"))),
+        }
+    }
+
+    /// The command line, for logs and errors.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.display().to_string()).chain(self.args.iter().cloned()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// The folder of one run's server logs, made fresh for the run: beside the results
+/// ([`LogDir::beside`]), or private and temporary for a run that saves nothing
+/// ([`LogDir::temporary`]), removed when dropped unless [`LogDir::keep`] was called.
+#[derive(Debug)]
+pub struct LogDir {
+    path: PathBuf,
+    remove_on_drop: bool,
+}
+
+/// A folder `name` under `parent` that did not exist (else `name-2`, `name-3`, ...), created
+/// only for the caller (0700).
+fn fresh_dir(parent: &Path, name: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::create_dir_all(parent).map_err(|source| Error::Io { path: parent.to_path_buf(), source })?;
+    let mut last = None;
+    for i in 1..10_000 {
+        let path = if i == 1 { parent.join(name) } else { parent.join(format!("{name}-{i}")) };
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((path, e)),
+            Err(source) => return Err(Error::Io { path, source }),
+        }
+    }
+    let (path, source) = last.unwrap_or_else(|| (parent.join(name), std::io::Error::from(std::io::ErrorKind::AlreadyExists)));
+    Err(Error::Io { path, source })
+}
+
+impl LogDir {
+    /// `<parent>/<name>` (or `<name>-2`, ...), kept.
+    pub fn beside(parent: &Path, name: &str) -> Result<Self> {
+        Ok(LogDir { path: fresh_dir(parent, name)?, remove_on_drop: false })
+    }
+
+    /// A private folder `mlxbench-serve-<pid>-<name>` in the system's temporary folder, removed
+    /// when dropped unless kept.
+    pub fn temporary(name: &str) -> Result<Self> {
+        let name = format!("mlxbench-serve-{}-{name}", std::process::id());
+        Ok(LogDir { path: fresh_dir(&std::env::temp_dir(), &name)?, remove_on_drop: true })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the folder goes when dropped.
+    pub fn is_temporary(&self) -> bool {
+        self.remove_on_drop
+    }
+
+    /// Keeps a temporary folder (a server failed: its log is what the user reads next).
+    pub fn keep(&mut self) {
+        self.remove_on_drop = false;
+    }
+}
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        if self.remove_on_drop {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
 
 /// How to start the servers of one setting.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
-    pub python: String,
+    pub server: ServerCommand,
     pub model: String,
     pub base_port: u16,
     pub decode_concurrency: Option<u32>,
@@ -46,8 +168,17 @@ pub struct LaunchSpec {
     pub extra_args: Vec<String>,
     /// How long a server may take to answer `/health` with 200.
     pub ready_timeout: Duration,
-    /// Where each server's output goes (`server-<port>.log`, appended to).
+    /// The run's log folder ([`LogDir`]).
     pub log_dir: PathBuf,
+    /// The setting's number in the sweep (from 1), in its logs' names.
+    pub setting: usize,
+}
+
+impl LaunchSpec {
+    /// The log of this setting's server on `port`: `setting-<k>-port-<port>.log`.
+    pub fn log_path(&self, port: u16) -> PathBuf {
+        self.log_dir.join(format!("setting-{}-port-{port}.log", self.setting))
+    }
 }
 
 /// Running servers; dropping them stops them.
@@ -81,21 +212,15 @@ impl Servers {
         for _ in 0..n {
             port = free_port(port, &taken)?;
             taken.insert(port);
-            let log_path = spec.log_dir.join(format!("server-{port}.log"));
-            // Appended to: each server setting of a sweep restarts the servers on the same ports.
+            let log_path = spec.log_path(port);
+            // A file of this start alone: an error quotes its tail, which must be this server's.
             let mut log = std::fs::File::options()
-                .create(true)
-                .append(true)
+                .create_new(true)
+                .write(true)
                 .open(&log_path)
                 .map_err(|source| Error::Io { path: log_path.clone(), source })?;
-            let banner = format!(
-                "==== mlxbench: starting mlx_lm.server (decode concurrency {:?}, prompt concurrency {:?}, kv bits {:?}) ====\n",
-                spec.decode_concurrency, spec.prompt_concurrency, spec.kv_bits
-            );
-            std::io::Write::write_all(&mut log, banner.as_bytes()).map_err(|source| Error::Io { path: log_path.clone(), source })?;
-            let log_err = log.try_clone().map_err(|source| Error::Io { path: log_path.clone(), source })?;
-            let mut command = Command::new(&spec.python);
-            command.args(["-m", "mlx_lm.server", "--model", &spec.model, "--host", "127.0.0.1", "--port", &port.to_string()]);
+            let mut command = Command::new(&spec.server.program);
+            command.args(&spec.server.args).args(["--model", &spec.model, "--host", "127.0.0.1", "--port", &port.to_string()]);
             if let Some(d) = spec.decode_concurrency {
                 command.args(["--decode-concurrency", &d.to_string()]);
             }
@@ -105,10 +230,16 @@ impl Servers {
             if let Some(bits) = spec.kv_bits {
                 command.args(["--kv-bits", &bits.to_string()]);
             }
-            command.args(&spec.extra_args).stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
-            let child = command.spawn().map_err(|e| {
-                Error::InvalidOption(format!("cannot start {} -m mlx_lm.server: {e} (set --python or MLXBENCH_PYTHON)", spec.python))
-            })?;
+            command.args(&spec.extra_args);
+            let shown: Vec<String> =
+                std::iter::once(command.get_program()).chain(command.get_args()).map(OsStr::to_string_lossy).map(|a| a.into_owned()).collect();
+            let banner = format!("==== mlxbench: {} ====\n", shown.join(" "));
+            std::io::Write::write_all(&mut log, banner.as_bytes()).map_err(|source| Error::Io { path: log_path.clone(), source })?;
+            let log_err = log.try_clone().map_err(|source| Error::Io { path: log_path.clone(), source })?;
+            command.stdin(Stdio::null()).stdout(log).stderr(log_err).process_group(0);
+            let child = command
+                .spawn()
+                .map_err(|e| Error::InvalidOption(format!("cannot start {}: {e}; {PYTHON_HINT}", spec.server.display())))?;
             process::register(&child);
             servers.urls.push(format!("http://127.0.0.1:{port}"));
             servers.children.push((child, port));
@@ -123,13 +254,14 @@ impl Servers {
         let deadline = Instant::now() + spec.ready_timeout;
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
         for (child, port) in &mut self.children {
-            let log = spec.log_dir.join(format!("server-{port}.log"));
+            let log = spec.log_path(*port);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
+                    let tail = log_tail(&log);
+                    let hint = if tail.contains("No module named") { format!("\n{PYTHON_HINT}") } else { String::new() };
                     return Err(Error::InvalidOption(format!(
-                        "mlx_lm.server on port {port} exited ({status}) before it was ready; its log ({}):\n  {}",
+                        "mlx_lm.server on port {port} exited ({status}) before it was ready; its log ({}):\n  {tail}{hint}",
                         log.display(),
-                        log_tail(&log)
                     )));
                 }
                 if matches!(agent.get(&format!("http://127.0.0.1:{port}/health")).call(), Ok(r) if r.status() == 200) {

@@ -21,6 +21,7 @@ use crate::{
     config::bits_or_none,
     error::{Error, Result},
     report::{file::write_atomically, Format},
+    units::human_bytes,
 };
 
 /// What `serve` prints on stdout.
@@ -346,16 +347,112 @@ fn ms(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
 }
 
-/// The Markdown table of `records`.
+/// `text` on one line: each line trimmed, joined by a space.
+fn one_line(text: &str) -> String {
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+/// Text for one Markdown table cell: on one line, `|` escaped, so a multi-line error stays in
+/// its row.
+pub fn md_cell(text: &str) -> String {
+    one_line(text).replace('|', "\\|")
+}
+
+impl ServePoint {
+    /// The point as progress and errors name it: `2 servers, decode 8, kv 4, c=4` (the server
+    /// settings that are set, then the load).
+    pub fn label(&self) -> String {
+        let mut parts = vec![format!("{} server{}", self.instances, if self.instances == 1 { "" } else { "s" })];
+        if let Some(d) = self.decode_concurrency {
+            parts.push(format!("decode {d}"));
+        }
+        if let Some(p) = self.prompt_concurrency {
+            parts.push(format!("prompt {p}"));
+        }
+        if let Some(b) = self.kv_bits {
+            parts.push(format!("kv {b}"));
+        }
+        parts.push(self.load.label());
+        parts.join(", ")
+    }
+}
+
+/// The line a finished point gets when progress is not drawn (stderr is not a terminal):
+/// `point 2/4 (1 server, c=4): 16/16 ok, 0 failed, 812.5 out t/s, TTFT p50 41.2 ms`.
+pub fn progress_line(record: &ServeRecord, number: usize, total: usize) -> String {
+    let head = format!("point {number}/{total} ({})", record.point.label());
+    match (&record.summary, &record.error) {
+        (Some(s), _) => format!(
+            "{head}: {}/{} ok, {} failed, {:.1} out t/s, TTFT p50 {} ms",
+            s.ok_requests,
+            s.requests,
+            s.failed(),
+            s.output_tps,
+            ms(s.ttft_ms.map(|x| x.median))
+        ),
+        (None, error) => format!("{head}: failed: {}", one_line(error.as_deref().unwrap_or("?"))),
+    }
+}
+
+/// The server settings of a point that can move to the header line when they do not vary.
+const SETTING_COLUMNS: [&str; 5] = ["servers", "instances", "decode conc", "prompt conc", "kv"];
+
+/// The cells of `r`'s server settings, in [`SETTING_COLUMNS`]' order (`None`: not set).
+fn setting_cells(r: &ServeRecord) -> [Option<String>; 5] {
+    let p = &r.point;
+    [
+        (!r.urls.is_empty()).then(|| r.urls.join(", ")),
+        Some(p.instances.to_string()),
+        p.decode_concurrency.map(|v| v.to_string()),
+        p.prompt_concurrency.map(|v| v.to_string()),
+        p.kv_bits.map(|b| b.to_string()),
+    ]
+}
+
+/// The Markdown of `records`: a header line (mlxbench, the model, the requests, the hardware,
+/// the time, and the server settings no point differs in), then a table, one row a point, with
+/// a column for each setting that varies.
 pub fn markdown(records: &[ServeRecord]) -> String {
-    let mut text = String::from(
-        "| instances | decode conc | prompt conc | kv | load | ok/sent | errors | out t/s | req/s | goodput req/s \
+    let mut text = String::new();
+    let cells: Vec<[Option<String>; 5]> = records.iter().map(setting_cells).collect();
+    // A setting varies when the points that have it (servers: those that started) differ.
+    let varies: Vec<bool> = (0..SETTING_COLUMNS.len())
+        .map(|i| {
+            let mut values: Vec<&Option<String>> = cells.iter().map(|c| &c[i]).filter(|v| i != 0 || v.is_some()).collect();
+            values.dedup();
+            values.len() > 1
+        })
+        .collect();
+    if let Some(first) = records.first() {
+        let c = &first.context;
+        let mut header = vec![
+            format!("mlxbench {} ({})", c.mlxbench_version, c.git_commit),
+            format!("model {}", c.model),
+            format!("{} API, {}", c.api, c.requests),
+        ];
+        for (i, name) in SETTING_COLUMNS.iter().enumerate().filter(|(i, _)| !varies[*i]) {
+            if let Some(value) = cells.iter().find_map(|c| c[i].clone()) {
+                header.push(format!("{name} {value}"));
+            }
+        }
+        header.push(c.hardware.clone());
+        header.push(c.timestamp.clone());
+        text.push_str(&header.iter().map(|part| one_line(part)).collect::<Vec<_>>().join(" | "));
+        text.push_str("\n\n");
+    }
+    let shown: Vec<usize> = (0..SETTING_COLUMNS.len()).filter(|&i| varies[i]).collect();
+    let mut head = String::from("|");
+    let mut rule = String::from("|");
+    for &i in &shown {
+        head.push_str(&format!(" {} |", SETTING_COLUMNS[i]));
+        rule.push_str(if i == 0 { "---|" } else { "---:|" });
+    }
+    text.push_str(&format!(
+        "{head} load | ok/sent | errors | out t/s | req/s | goodput req/s \
          | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | E2E p50 / p99 ms | out tokens | server peak RSS |\n\
-         |---:|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-    );
-    for r in records {
-        let p = &r.point;
-        let opt = |v: Option<u32>| v.map_or_else(|| "-".into(), |v| v.to_string());
+         {rule}---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    ));
+    for (r, cells) in records.iter().zip(&cells) {
         let row = match (&r.summary, &r.error) {
             (Some(s), _) => {
                 let errors: Vec<String> = s.errors.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
@@ -375,19 +472,18 @@ pub fn markdown(records: &[ServeRecord]) -> String {
                     ms(s.e2e_ms.map(|x| x.median)),
                     ms(s.e2e_ms.map(|x| x.p99)),
                     s.output_tokens.map_or_else(|| "-".into(), |x| format!("{:.0}", x.mean)),
-                    r.server_memory.as_ref().map_or_else(|| "-".into(), |m| format!("{:.1} MB", m.peak_bytes as f64 / 1e6)),
+                    r.server_memory.as_ref().map_or_else(|| "-".into(), |m| human_bytes(m.peak_bytes)),
                 )
             }
-            (None, error) => format!("- | failed: {} | - | - | - | - | - | - | - | - | - |", error.as_deref().unwrap_or("?").replace('|', "\\|")),
+            (None, error) => format!("- | failed: {} | - | - | - | - | - | - | - | - | - |", md_cell(error.as_deref().unwrap_or("?"))),
         };
-        text.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {row}\n",
-            p.instances,
-            opt(p.decode_concurrency),
-            opt(p.prompt_concurrency),
-            p.kv_bits.map_or_else(|| "-".into(), |b| b.to_string()),
-            p.load.label(),
-        ));
+        let mut settings = String::from("|");
+        for &i in &shown {
+            // An unset kv is a plain cache; other unset settings are the server's default.
+            let unset = if SETTING_COLUMNS[i] == "kv" { "none" } else { "-" };
+            settings.push_str(&format!(" {} |", cells[i].as_deref().map_or_else(|| unset.into(), md_cell)));
+        }
+        text.push_str(&format!("{settings} {} | {row}\n", r.point.load.label()));
     }
     text
 }

@@ -187,7 +187,8 @@ pub fn load_config_file(path: &Path, arch: Option<Arch>) -> Result<Value> {
 }
 
 /// Sets one key of a Hugging Face config from `KEY=VALUE` (the value read as JSON, else taken as a
-/// string), e.g. `num_hidden_layers=8`. The model type cannot be changed this way.
+/// string), e.g. `num_hidden_layers=8`. The model type cannot be changed this way, and a value of
+/// the wrong type for a key the loader reads is refused, naming the key.
 pub fn set_key(config: &mut Value, assignment: &str) -> Result<()> {
     let invalid = |detail: &str| Error::InvalidOption(format!("--set {assignment:?}: {detail}"));
     let (key, value) = assignment.split_once('=').ok_or_else(|| invalid("expected KEY=VALUE"))?;
@@ -199,8 +200,19 @@ pub fn set_key(config: &mut Value, assignment: &str) -> Result<()> {
         return Err(invalid("the architecture comes from --preset, --config or --arch"));
     }
     let value = serde_json::from_str(value.trim()).unwrap_or_else(|_| Value::String(value.to_string()));
+    let reads = |config: &Value| serde_json::from_value::<ModelConfig>(config.clone());
+    let read_before = reads(config).is_ok();
     let object = config.as_object_mut().ok_or_else(|| invalid("the config is not a JSON object"))?;
-    object.insert(key.to_string(), value);
+    let previous = object.insert(key.to_string(), value);
+    // Only this key changed: if the config read before and does not now, its value is the cause.
+    if let (true, Err(e)) = (read_before, reads(config)) {
+        let object = config.as_object_mut().expect("checked above");
+        match previous {
+            Some(previous) => object.insert(key.to_string(), previous),
+            None => object.remove(key),
+        };
+        return Err(invalid(&format!("{key}: {e}")));
+    }
     Ok(())
 }
 

@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+pub mod process;
+pub mod reference;
 use mlx_rs::{Array, Dtype};
 
 /// An array's values as float32 on the host. `+ 0` materializes sliced (non-contiguous) views
@@ -17,6 +19,7 @@ pub fn run_context(repeats: usize) -> mlxbench::bench::RunContext {
         device: "gpu".into(),
         backend: "cuda".into(),
         mlx_version: "0.32.2".into(),
+        mlx_build: "manylinux_2_35_x86_64".into(),
         hardware: "Apple M2 Ultra | 192.0 GB | 24 CPU (16P+8E) | 76 GPU cores".into(),
         git_commit: "abc".into(),
         mlxbench_version: "0.1.0".into(),

@@ -1,7 +1,13 @@
 """Python reference for mlxbench's parity tests, driven by Apple's mlx-lm.
 
-The Rust tests call this script with the interpreter from ``target/pyref`` (made by
-``.ci/setup``) or ``$MLXBENCH_REFERENCE_PYTHON``. It has three subcommands:
+The Rust tests (``tests/common/reference.rs``) call this script with the interpreter of the venv
+``.ci/setup`` makes for the MLX the Rust build links, ``target/pyref-<MLX version>`` (or
+``$MLXBENCH_REFERENCE_PYTHON``), whose ``mx.__version__`` must be that version. Every call names
+the device first: ``--device cpu|gpu`` becomes MLX's default device before any MLX work (the
+Rust side runs on the same one: in a Metal build RMSNorm, RoPE and attention are fused kernels on
+the GPU and basic ops on the CPU). Each subcommand prints one JSON object to stdout holding
+``"device"`` (the type of ``mx.default_device()`` after the work: ``cpu`` or ``gpu``) and
+``"mlx_version"``; all logging goes to stderr. The subcommands:
 
 ``make --arch ARCH --bits BITS --out DIR [--seed N]``
     Writes a tiny random-weight model in MLX format using mlx-lm's own model classes,
@@ -9,31 +15,36 @@ The Rust tests call this script with the interpreter from ``target/pyref`` (made
     ``model.safetensors.index.json``), plus a byte-level BPE ``tokenizer.json`` trained
     offline on text embedded below and a ``tokenizer_config.json``. ARCH is one of
     ARCHES (llama, mistral, qwen2, qwen3, gemma2, gemma3_text, phi3, mixtral,
-    qwen3_moe); BITS is none, 4 or 8. Quantized mixtral and qwen3_moe need mlx-lm 0.32.0
-    (0.32.1 and later pass ``global_scale`` to ``gather_qmm``, which MLX 0.32.2 lacks). Weights are float32, seeded,
-    and scaled so that greedy decoding does not collapse onto one token; the command
-    fails if it does.
+    qwen3_moe); BITS is none, 4 or 8. Weights are float32, seeded, and scaled so that
+    greedy decoding does not collapse onto one token; the command fails if it does. It
+    prints ``{"probe_distinct": N, ...}``, or ``{"probe_error": "TypeError: ..."}`` where
+    mlx-lm cannot run the model it wrote: mlx-lm 0.32.1 and later pass ``global_scale`` to
+    ``mx.gather_qmm`` in quantized mixtral and qwen3_moe, which MLX 0.32.2 lacks (0.32.3 has it).
 
 ``run --cases CASES.json``
     Runs ``mlx_lm.generate.generate_step`` greedily for each case of a JSON list of
     ``{"model": DIR, "prompt_ids": [...], "max_tokens": 32, "kv_bits": null|4|8,
     "kv_group_size": 64, "quantized_kv_start": 0, "max_kv_size": null|N,
     "prefill_step_size": 2048}`` (missing keys take the values shown; a max_kv_size
-    gives every layer a ``RotatingKVCache(max_kv_size, keep=4)``) and prints one JSON
-    list to stdout, one object per case:
+    gives every layer a ``RotatingKVCache(max_kv_size, keep=4)``) and prints
+    ``{"results": [...]}``, one object per case:
     ``{"tokens": [...], "first_logprobs": [...], "last_logprobs": [...],
     "top2_gaps": [...]}`` (the full-vocabulary log-probabilities the first and last
     tokens were picked from, and per generated token the log-probability margin of the
     best token over the runner-up: random models have near ties, where a tiny numerical
     difference may flip a greedy pick), or ``{"error": "..."}`` where mlx-lm itself
-    rejects the case's settings. A model whose ``make_cache`` gives sliding-window layers
-    rotating caches (gemma3_text) keeps those, ignoring max_kv_size as ``generate_step`` does.
-    All logging goes to stderr.
+    rejects the case's settings (or, as above, cannot run the model). A model whose
+    ``make_cache`` gives sliding-window layers rotating caches (gemma3_text) keeps those,
+    ignoring max_kv_size as ``generate_step`` does.
 
 ``dot --model DIR --prompt-ids JSON --out PATH [--kv-bits B]``
     Writes the graph of mlx-lm's first decode step after prefilling the prompt as DOT (what
-    ``mx.export_to_dot`` writes), so a test can compare its primitives with ours. (Speed side by
-    side is ``mlxbench run --engine mlxbench,mlx-lm``.)
+    ``mx.export_to_dot`` writes), so a test can compare its primitives with ours; prints
+    ``{"out": PATH}``, or ``{"error": "TypeError: ..."}`` where mlx-lm cannot build the step.
+    (Speed side by side is ``mlxbench run --engine mlxbench,mlx-lm``.)
+
+``device``
+    Only reports the device and the MLX version: what a test of the ``--device`` flag needs.
 
 ``make`` also takes ``--override JSON`` (config keys, e.g. a real model's shape) and
 ``--dtype`` (float32, float16, bfloat16) to write timing models.
@@ -372,7 +383,8 @@ def make(arch, bits, out, seed, overrides=None, dtype="float32"):
     """Write the model directory OUT for ARCH at BITS ("none", "4" or "8") from SEED.
 
     With OVERRIDES (config keys) the greedy probe only reports: deep random models of real
-    shapes are for timing, not parity. DTYPE casts the weights before quantization.
+    shapes are for timing, not parity. DTYPE casts the weights before quantization. Returns
+    what the greedy probe found (see the module docstring).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -414,11 +426,17 @@ def make(arch, bits, out, seed, overrides=None, dtype="float32"):
 
     loaded, _ = load_model(out)
     prompt_ids = tokenizer.encode(TOKENIZER_TEXT).ids[:PROBE_PROMPT_LEN]
-    generated = greedy_tokens(loaded, prompt_ids, PROBE_NEW_TOKENS)
+    try:
+        generated = greedy_tokens(loaded, prompt_ids, PROBE_NEW_TOKENS)
+    except TypeError as e:
+        # mlx-lm's quantized mixtures of experts on an MLX without gather_qmm's global_scale.
+        print(f"{out}: mlx-lm cannot run the model it wrote: {e}", file=sys.stderr)
+        return {"probe_error": f"{type(e).__name__}: {e}"}
     distinct = len(set(generated))
     print(f"{out}: greedy probe gave {distinct} distinct of {len(generated)}", file=sys.stderr)
     if distinct < PROBE_MIN_DISTINCT and not overrides:
         raise SystemExit(f"{out}: greedy decoding is degenerate: {generated}")
+    return {"probe_distinct": distinct, "probe_tokens": len(generated)}
 
 
 def run_case(model, case):
@@ -457,6 +475,12 @@ def run_case(model, case):
         # sliding layers: NotImplementedError), nor run Gemma 2's attention on a quantized cache
         # (TypeError).
         return {"error": f"{type(e).__name__}: {e}"}
+    except RuntimeError as e:
+        # A backend without a kernel for the setting (MLX's CUDA backend has no quantized_matmul
+        # for attention over a quantized KV cache): reported, and the next case runs.
+        if "No implementation for" not in str(e):
+            raise
+        return {"error": f"{type(e).__name__}: {e}"}
     return {
         "tokens": tokens,
         "first_logprobs": first.tolist() if first is not None else [],
@@ -466,7 +490,7 @@ def run_case(model, case):
 
 
 def run(cases_path):
-    """Run every case of CASES_PATH and print the JSON list of results to stdout."""
+    """Run every case of CASES_PATH and return ``{"results": [...]}``."""
     with open(cases_path) as f:
         cases = json.load(f)
     loaded = {}
@@ -477,8 +501,7 @@ def run(cases_path):
             loaded[model_dir], _ = load_model(Path(model_dir))
         results.append(run_case(loaded[model_dir], case))
         print(f"case {i}: {model_dir} done", file=sys.stderr)
-    json.dump(results, sys.stdout)
-    sys.stdout.write("\n")
+    return {"results": results}
 
 
 def step_graph(model_dir, prompt_ids, kv_bits, out):
@@ -487,7 +510,8 @@ def step_graph(model_dir, prompt_ids, kv_bits, out):
     As ``generate_step`` does it: all prompt tokens but the last prefilled into a fresh cache
     (quantized as ``maybe_quantize_kv_cache`` would, evaluated), then the ops of its ``_step`` on
     the last token: the model call, the last position, the cache's quantization, the
-    log-probabilities ``logits - logsumexp(logits)`` and the greedy pick.
+    log-probabilities ``logits - logsumexp(logits)`` and the greedy pick. Returns ``{"out": OUT}``,
+    or ``{"error": ...}`` where mlx-lm cannot build the step.
     """
     model, _ = load_model(Path(model_dir))
     cache = make_prompt_cache(model)
@@ -495,7 +519,11 @@ def step_graph(model_dir, prompt_ids, kv_bits, out):
         maybe_quantize_kv_cache, quantized_kv_start=0, kv_group_size=GROUP_SIZE, kv_bits=kv_bits
     )
     prompt = mx.array(prompt_ids, dtype=mx.uint32)
-    model(prompt[:-1][None], cache=cache)
+    try:
+        model(prompt[:-1][None], cache=cache)
+    except TypeError as e:
+        # As in `make`: a quantized mixture of experts on an MLX without global_scale.
+        return {"error": f"{type(e).__name__}: {e}"}
     quantize(cache)
     mx.eval([c.state for c in cache])
     logits = model(prompt[-1:][None], cache=cache)[:, -1, :]
@@ -503,11 +531,22 @@ def step_graph(model_dir, prompt_ids, kv_bits, out):
     logprobs = logits - mx.logsumexp(logits, keepdims=True)
     sampled = greedy_sampler(logprobs)
     mx.export_to_dot(out, sampled, logprobs.squeeze(0))
+    return {"out": str(out)}
+
+
+def use_device(name):
+    """Make NAME ("cpu" or "gpu") MLX's default device; a missing GPU backend ends the script."""
+    try:
+        mx.set_default_device(getattr(mx, name))
+    except ValueError as e:
+        raise SystemExit(f"--device {name}: {e}")
 
 
 def main():
-    """Parse the command line and dispatch to `make` or `run`."""
+    """Parse the command line, choose the device, dispatch, and print the JSON result."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", required=True, choices=["cpu", "gpu"],
+                        help="MLX's default device for all the work (the Rust side's device)")
     sub = parser.add_subparsers(dest="command", required=True)
     make_p = sub.add_parser("make", help="write a random-weight MLX model directory")
     make_p.add_argument("--arch", required=True, choices=sorted(ARCHES))
@@ -524,13 +563,21 @@ def main():
     dot_p.add_argument("--prompt-ids", required=True, type=json.loads)
     dot_p.add_argument("--kv-bits", type=int, default=None, choices=[4, 8])
     dot_p.add_argument("--out", required=True)
+    sub.add_parser("device", help="only report the device and the MLX version")
     args = parser.parse_args()
+    use_device(args.device)
     if args.command == "make":
-        make(args.arch, args.bits, args.out, args.seed, args.override, args.dtype)
+        result = make(args.arch, args.bits, args.out, args.seed, args.override, args.dtype)
     elif args.command == "dot":
-        step_graph(args.model, args.prompt_ids, args.kv_bits, args.out)
+        result = step_graph(args.model, args.prompt_ids, args.kv_bits, args.out)
+    elif args.command == "run":
+        result = run(args.cases)
     else:
-        run(args.cases)
+        result = {}
+    # The device the work ran on, read back from MLX rather than echoed from the flag.
+    result.update(device=mx.default_device().type.name, mlx_version=mx.__version__)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
 
 
 if __name__ == "__main__":
