@@ -3,27 +3,21 @@
 //! no backtrace even with `RUST_BACKTRACE=1`, directories that are not models, `synth --set`
 //! naming its key, and `compare --interleave` stopping at a failed configuration.
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output},
 };
 
-use mlxbench::synth::{self, Arch, FloatDtype, SynthOptions};
+use mlxbench::synth::Arch;
 
+
+mod common;
+use common::{stderr, tiny_model};
 /// The binary with `RUST_BACKTRACE=1`: a user error must still print no backtrace.
 fn mlxbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(args).env("RUST_BACKTRACE", "1").output().expect("running mlxbench")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
-fn tiny_model(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny");
-    let config = synth::preset_config("tiny", Some(Arch::Llama)).unwrap();
-    synth::write_model(&config, &SynthOptions { dtype: FloatDtype::Float32, ..SynthOptions::default() }, &out).unwrap();
-    out
-}
 
 /// `out` failed with `code`, its stderr holds every one of `mentions`, and no backtrace or
 /// repeated cause.
@@ -109,7 +103,7 @@ fn help_lists_allowed_values_headings_and_the_shared_flag_names() {
 #[test]
 fn errors_are_one_line_each_cause_once_without_a_backtrace() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = tiny_model(tmp.path(), Arch::Llama, None);
     let path = |p: &Path| p.to_str().unwrap().to_string();
 
     // A directory that exists and is not a model says what it lacks.
@@ -152,7 +146,7 @@ fn errors_are_one_line_each_cause_once_without_a_backtrace() {
 #[test]
 fn an_interleaved_comparison_stops_at_a_failed_configuration_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = tiny_model(tmp.path(), Arch::Llama, None);
     let bin = env!("CARGO_BIN_EXE_mlxbench");
     // kv 4 with a rotating cache is refused by every build: the first block fails it.
     let run_args = ["--model", model.to_str().unwrap(), "-p", "16", "-n", "4", "--repeats", "2", "--warmup", "0", "--device", "cpu"];

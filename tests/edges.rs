@@ -2,7 +2,6 @@
 //! unwritable outputs, a synth output that is a file, two runs appending to one results file,
 //! Ctrl-C in the middle of a sweep; and the cold-start and memory-drift numbers of `run`.
 use std::{
-    path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
@@ -11,29 +10,23 @@ use mlxbench::{
     bench::RunRecord,
     config::ModelConfig,
     report::JsonReport,
-    synth::{self, Arch, FloatDtype, SynthOptions},
+    synth::Arch,
 };
 use serde_json::Value;
 
+
+mod common;
+use common::{stderr, tiny_model};
 fn mlxbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(args).env_remove("RUST_BACKTRACE").output().expect("running mlxbench")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
-fn tiny_model(dir: &Path) -> PathBuf {
-    let out = dir.join("tiny");
-    let config = synth::preset_config("tiny", Some(Arch::Llama)).unwrap();
-    synth::write_model(&config, &SynthOptions { dtype: FloatDtype::Float32, ..SynthOptions::default() }, &out).unwrap();
-    out
-}
 
 #[test]
 fn config_values_that_shapes_are_made_of_are_checked_by_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = tiny_model(tmp.path(), Arch::Llama, None);
     let original: Value = serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
     for (key, value, mentions) in [
         ("num_attention_heads", 0, "num_attention_heads is 0"),
@@ -79,7 +72,7 @@ fn unwritable_outputs_are_named_before_anything_is_measured() {
 #[test]
 fn two_runs_appending_to_one_file_keep_every_row() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = tiny_model(tmp.path(), Arch::Llama, None);
     let csv = tmp.path().join("shared.csv");
     let spawn = |prompts: &str| {
         Command::new(env!("CARGO_BIN_EXE_mlxbench"))
@@ -104,7 +97,7 @@ fn two_runs_appending_to_one_file_keep_every_row() {
 #[test]
 fn ctrl_c_keeps_every_finished_configuration() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = tiny_model(tmp.path(), Arch::Llama, None);
     let jsonl = tmp.path().join("r.jsonl");
     let prompts: Vec<String> = (8..48).map(|p| p.to_string()).collect();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
@@ -144,7 +137,7 @@ fn ctrl_c_keeps_every_finished_configuration() {
 #[test]
 fn cold_start_and_memory_drift_are_in_every_record() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = tiny_model(tmp.path());
+    let model = tiny_model(tmp.path(), Arch::Llama, None);
     let out = mlxbench(&[
         "run", "--model", model.to_str().unwrap(), "-p", "8,16", "-n", "4", "--cold", "--leak-check", "5", "--device", "cpu",
         "--format", "json", "--no-save",

@@ -1,31 +1,18 @@
 //! `mlxbench export`, run as a user runs it, on results written by our own results files and on a
 //! real Criterion tree; every document is validated against its format's schema
 //! (tests/schemas).
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, process::Command};
 
 mod common;
 
-use common::run_context;
+use common::{run_context, synthetic_trial as trial};
 use mlxbench::{
     bench::{Engine, RunPoint, RunRecord},
     gate::MemoryRecord,
-    measure::{TrialMemory, TrialMetrics, TrialTimings},
     report::{file::ResultsFile, Format},
 };
 use serde_json::Value;
 
-/// A trial of 64 prompt tokens (prefill done at 16 ms) decoding 33 tokens `gap_us` apart.
-fn trial(gap_us: u64, peak: u64) -> TrialMetrics {
-    let timings = TrialTimings {
-        batch: 1,
-        n_context: 0,
-        n_prompt: 65,
-        n_prefill: 64,
-        prefill_done: Duration::from_millis(16),
-        token_times: (0..33).map(|i| Duration::from_millis(20) + Duration::from_micros(gap_us * i)).collect(),
-    };
-    TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: peak, ..TrialMemory::default() })
-}
 
 /// Three configurations (kv-bits none, 8, 4: 2, 2.5 and 3 ms per token) and one that failed.
 fn records() -> Vec<RunRecord> {

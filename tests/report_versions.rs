@@ -2,30 +2,17 @@
 //! view and each view says which is which (Markdown, HTML, exports, the interleaved gate), while
 //! results of one build look as they always did; files from before builds were recorded read
 //! back with an unknown build.
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, process::Command};
 
 mod common;
 
-use common::run_context;
+use common::{run_context, synthetic_trial};
 use mlxbench::{
     bench::{Engine, RunContext, RunPoint, RunRecord},
     gate::interleave::compare_blocks,
     report::{export, file::ResultsFile, read::read_records, Format, Printable},
 };
 
-/// A trial of 64 prompt tokens (prefill done at 16 ms) decoding 33 tokens `gap_us` apart.
-fn trial(gap_us: u64) -> mlxbench::measure::TrialMetrics {
-    use mlxbench::measure::{TrialMemory, TrialMetrics, TrialTimings};
-    let timings = TrialTimings {
-        batch: 1,
-        n_context: 0,
-        n_prompt: 65,
-        n_prefill: 64,
-        prefill_done: Duration::from_millis(16),
-        token_times: (0..33).map(|i| Duration::from_millis(20) + Duration::from_micros(gap_us * i)).collect(),
-    };
-    TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: 1_000_000, ..TrialMemory::default() })
-}
 
 fn context(mlx_version: &str, mlx_build: &str) -> RunContext {
     RunContext { mlx_version: mlx_version.into(), mlx_build: mlx_build.into(), ..run_context(3) }
@@ -37,7 +24,7 @@ fn sweep(context: &RunContext, gap_us: u64) -> Vec<RunRecord> {
         .into_iter()
         .map(|n_prompt| {
             let point = RunPoint { model: "/m/l1b".into(), kv_bits: None, batch: 1, depth: 0, n_prompt, n_generate: 33, engine: Engine::Mlxbench };
-            RunRecord::new(point, context.clone(), Ok(vec![trial(gap_us - 50), trial(gap_us), trial(gap_us + 50)]), None, None)
+            RunRecord::new(point, context.clone(), Ok([gap_us - 50, gap_us, gap_us + 50].map(|gap| synthetic_trial(gap, 1_000_000)).to_vec()), None, None)
         })
         .collect()
 }

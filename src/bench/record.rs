@@ -96,6 +96,31 @@ impl RunContext {
     }
 }
 
+#[cfg(test)]
+impl RunContext {
+    /// A context for unit tests of what reads records: MLX 0.32.4 on the CPU, default settings.
+    pub(crate) fn for_tests() -> Self {
+        Self {
+            device: "cpu".into(),
+            backend: "cpu".into(),
+            mlx_version: "0.32.4".into(),
+            mlx_build: "local".into(),
+            hardware: String::new(),
+            git_commit: String::new(),
+            mlxbench_version: "0.1.0".into(),
+            timestamp: String::new(),
+            prompt_kind: "text".into(),
+            prefill_step_size: 2048,
+            kv_group_size: 64,
+            max_kv_size: None,
+            warmup: 1,
+            repeats: 3,
+            seed: 0,
+            target_ci_pct: None,
+        }
+    }
+}
+
 /// How a point ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -72,24 +72,7 @@ mod tests {
     use super::*;
 
     fn context(mlx_version: &str, mlx_build: &str) -> RunContext {
-        RunContext {
-            device: "gpu".into(),
-            backend: "cuda".into(),
-            mlx_version: mlx_version.into(),
-            mlx_build: mlx_build.into(),
-            hardware: String::new(),
-            git_commit: String::new(),
-            mlxbench_version: String::new(),
-            timestamp: String::new(),
-            prompt_kind: "text".into(),
-            prefill_step_size: 2048,
-            kv_group_size: 64,
-            max_kv_size: None,
-            warmup: 1,
-            repeats: 3,
-            seed: 0,
-            target_ci_pct: None,
-        }
+        RunContext { device: "gpu".into(), backend: "cuda".into(), mlx_version: mlx_version.into(), mlx_build: mlx_build.into(), ..RunContext::for_tests() }
     }
 
     #[test]

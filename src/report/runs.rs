@@ -103,24 +103,7 @@ mod tests {
 
     fn record(n_prompt: usize, timestamp: &str) -> RunRecord {
         let point = RunPoint { model: "m".into(), kv_bits: None, batch: 1, depth: 0, n_prompt, n_generate: 8, engine: Engine::Mlxbench };
-        let context = RunContext {
-            device: "cpu".into(),
-            backend: "cpu".into(),
-            mlx_version: "0.32.4".into(),
-            mlx_build: "local".into(),
-            hardware: String::new(),
-            git_commit: String::new(),
-            mlxbench_version: "0.1.0".into(),
-            timestamp: timestamp.into(),
-            prompt_kind: "text".into(),
-            prefill_step_size: 2048,
-            kv_group_size: 64,
-            max_kv_size: None,
-            warmup: 1,
-            repeats: 3,
-            seed: 0,
-            target_ci_pct: None,
-        };
+        let context = RunContext { timestamp: timestamp.into(), ..RunContext::for_tests() };
         RunRecord::new(point, context, Ok(Vec::new()), None, None)
     }
 

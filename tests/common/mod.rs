@@ -1,7 +1,48 @@
 //! Helpers shared by the integration tests.
 pub mod process;
 pub mod reference;
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+    time::Duration,
+};
+
 use mlx_rs::{Array, Dtype};
+use mlxbench::{
+    measure::{TrialMemory, TrialMetrics, TrialTimings},
+    synth::{self, Arch, FloatDtype, SynthOptions},
+};
+
+/// The `tiny` model of `arch` in float32 (weights quantized to `bits` when given), written to
+/// `dir/tiny`.
+#[allow(dead_code)] // not every test crate writes models
+pub fn tiny_model(dir: &Path, arch: Arch, bits: Option<i32>) -> PathBuf {
+    let out = dir.join("tiny");
+    let config = synth::preset_config("tiny", Some(arch)).unwrap();
+    synth::write_model(&config, &SynthOptions { bits, dtype: FloatDtype::Float32, ..SynthOptions::default() }, &out).unwrap();
+    out
+}
+
+/// A command's standard error as text.
+#[allow(dead_code)] // not every test crate runs commands
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A trial of 64 prompt tokens (prefill done at 16 ms) decoding 33 tokens `gap_us` apart, with a
+/// peak of `peak` bytes.
+#[allow(dead_code)] // not every test crate makes trials by hand
+pub fn synthetic_trial(gap_us: u64, peak: u64) -> TrialMetrics {
+    let timings = TrialTimings {
+        batch: 1,
+        n_context: 0,
+        n_prompt: 65,
+        n_prefill: 64,
+        prefill_done: Duration::from_millis(16),
+        token_times: (0..33).map(|i| Duration::from_millis(20) + Duration::from_micros(gap_us * i)).collect(),
+    };
+    TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: peak, ..TrialMemory::default() })
+}
 
 /// An array's values as float32 on the host. `+ 0` materializes sliced (non-contiguous) views
 /// so they can be read back as a slice.
