@@ -68,3 +68,35 @@ fn rotating_cache_never_holds_more_than_its_window() {
     }
     assert_eq!(cache.offset(), 40);
 }
+
+/// Every bit width MLX quantizes to, with 128-wide heads (bits × 128 ÷ 32 words a row: 5 and 6
+/// bits do not divide 32) and past the first growth step: the cache holds every token, and its
+/// round trip is within half a quantization step of a group's range.
+#[test]
+fn quantized_cache_holds_every_bit_width_across_growth() {
+    device::select(DeviceKind::Cpu).unwrap();
+    let wide = |len: i32, seed: u64| {
+        let key = random::key(seed).unwrap();
+        random::normal::<f32>(&[1, 2, len, 128], None, None, &key).unwrap()
+    };
+    for bits in [2, 3, 4, 5, 6, 8] {
+        let options = KvCacheOptions { kv_bits: Some(bits), ..KvCacheOptions::default() };
+        let mut cache = options.new_caches(1).pop().unwrap();
+        let first = wide(STEP - 2, 5);
+        cache.update_and_fetch(&first, &first).unwrap();
+        cache.maybe_quantize(&options).unwrap();
+        let mut last = None;
+        for i in 0..4 {
+            let one = wide(1, 6 + i);
+            last = Some(cache.update_and_fetch(&one, &one).unwrap());
+        }
+        let Some(Fetched::Quantized { keys, group_size, bits: got, .. }) = last else { panic!("{bits} bits: quantized") };
+        assert_eq!((cache.offset(), got), (STEP + 2, bits), "{bits} bits");
+        let back = dequantize(&keys.data, &keys.scales, &keys.biases, group_size, bits).unwrap();
+        assert_eq!(back.shape(), [1, 2, STEP + 2, 128], "{bits} bits");
+        let (back, orig) = (host(&back), host(&first));
+        // The first token of head 0: a group's range of normal samples stays below 8.
+        let worst = back[..128].iter().zip(&orig[..128]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 4.0 / ((1 << bits) - 1) as f32, "{bits}-bit round trip error {worst}");
+    }
+}
