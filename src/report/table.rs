@@ -56,7 +56,13 @@ pub struct Table {
 
 /// Cell text without characters that would break a Markdown table row.
 pub fn md_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+    one_line(text).replace('|', "\\|")
+}
+
+/// Text on one line: each line trimmed, empty ones dropped, joined by a space (a multi-line error
+/// in a table cell or a progress line).
+pub fn one_line(text: &str) -> String {
+    text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Text made safe inside HTML.

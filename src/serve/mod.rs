@@ -20,7 +20,11 @@ use crate::{
     choice::choice,
     config::bits_or_none,
     error::{Error, Result},
-    report::{file::write_atomically, Format},
+    report::{
+        file::write_atomically,
+        table::{md_cell, one_line},
+        Format,
+    },
     units::human_bytes,
 };
 
@@ -348,15 +352,6 @@ fn ms(v: Option<f64>) -> String {
 }
 
 /// `text` on one line: each line trimmed, joined by a space.
-fn one_line(text: &str) -> String {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
-}
-
-/// Text for one Markdown table cell: on one line, `|` escaped, so a multi-line error stays in
-/// its row.
-pub fn md_cell(text: &str) -> String {
-    one_line(text).replace('|', "\\|")
-}
 
 impl ServePoint {
     /// The point as progress and errors name it: `2 servers, decode 8, kv 4, c=4` (the server
