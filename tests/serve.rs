@@ -345,16 +345,7 @@ fn off_a_terminal_each_point_gets_a_line_as_it_finishes() {
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).map(|l| (Instant::now(), l)).collect::<Vec<_>>());
-    let status = {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "serve did not end");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let status = wait_bounded(child, Duration::from_secs(60), "serve").status;
     let ended = Instant::now();
     let lines = reader.join().unwrap();
     let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
@@ -572,7 +563,7 @@ fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
     // Ctrl-C while servers run: exit 130, and no server left.
     let mut args: Vec<&str> = common.to_vec();
     args.extend(["--concurrency", "1", "--duration", "600", "-p", "16", "-n", "8", "--no-save"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mlxbench")).arg("serve").args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_mlxbench")).arg("serve").args(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let start = Instant::now();
     while processes_mentioning(model_path).is_empty() && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
@@ -581,20 +572,10 @@ fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: kill(2) to a child we started.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "serve ignored Ctrl-C");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    assert_eq!(status.code(), Some(130));
+    let out = wait_bounded(child, Duration::from_secs(30), "serve after Ctrl-C");
+    assert_eq!(out.status.code(), Some(130));
     // A run that saves nothing kept its logs in a private temporary folder, gone with it.
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let logs = PathBuf::from(said(&stderr, "their logs: ").trim_end_matches(" (temporary: removed at the end unless a server fails)"));
     assert!(logs.starts_with(std::env::temp_dir()) && !logs.exists(), "{stderr}");
     let deadline = Instant::now() + Duration::from_secs(5);
