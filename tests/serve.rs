@@ -73,6 +73,11 @@ fn request(sent: f64, chunks: &[f64], end: f64, output_tokens: u64) -> RequestRe
         token_source: TokenSource::Usage,
         cached_tokens: None,
         error: None,
+        queued_ms: 0.0,
+        conversation: None,
+        turn: None,
+        prefix_group: None,
+        output_text: String::new(),
     }
 }
 
@@ -126,6 +131,9 @@ enum Fault {
     ServerError,
     /// An event that is not JSON.
     Garbage,
+    /// A server of a known capacity: 4 chunks 20 ms after the request, or 600 ms when more than
+    /// this many requests are in flight at its arrival.
+    SlowAbove(usize),
 }
 
 /// What a test server received: each request's path and JSON body.
@@ -137,18 +145,20 @@ fn fault_server(fault: Fault) -> (String, Received) {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let seen = bodies.clone();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let seen = seen.clone();
+            let in_flight = in_flight.clone();
             std::thread::spawn(move || {
-                let _ = answer(stream, fault, &seen);
+                let _ = answer(stream, fault, &seen, &in_flight);
             });
         }
     });
     (url, bodies)
 }
 
-fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<(String, serde_json::Value)>>) -> std::io::Result<()> {
+fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<(String, serde_json::Value)>>, in_flight: &std::sync::atomic::AtomicUsize) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -185,6 +195,21 @@ fn answer(mut stream: TcpStream, fault: Fault, seen: &Mutex<Vec<(String, serde_j
                 stream.write_all(chunk(t).as_bytes())?;
                 stream.flush()?;
             }
+            let usage = serde_json::json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}});
+            stream.write_all(format!("data: {usage}\n\ndata: [DONE]\n\n").as_bytes())?;
+        }
+        Fault::SlowAbove(capacity) => {
+            use std::sync::atomic::Ordering::SeqCst;
+            let busy = in_flight.fetch_add(1, SeqCst) + 1 > capacity;
+            stream.write_all(head.as_bytes())?;
+            std::thread::sleep(Duration::from_millis(if busy { 600 } else { 20 }));
+            for t in ["a", "b", "c", "d"] {
+                stream.write_all(chunk(t).as_bytes())?;
+                stream.flush()?;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Out of flight before [DONE]: a client's next request cannot find this one busy.
+            in_flight.fetch_sub(1, SeqCst);
             let usage = serde_json::json!({"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}});
             stream.write_all(format!("data: {usage}\n\ndata: [DONE]\n\n").as_bytes())?;
         }
@@ -380,6 +405,9 @@ fn context() -> ServeContext {
         api: "completions".into(),
         requests: "input 16 / output 8 tokens (stddev 0%)".into(),
         seed: 0,
+        workload: "independent".into(),
+        cache_mode: "as-is".into(),
+        slo: None,
     }
 }
 
@@ -394,6 +422,7 @@ fn the_table_has_a_header_line_and_every_error_stays_in_its_row() {
         summary: Some(PointSummary::of(&[request(0.0, &[100.0, 120.0, 140.0, 160.0, 180.0], 180.0, 5)], &Slo::default())),
         server_memory: Some(MemoryTimeline { peak_bytes: 512_000_000, samples: Vec::new() }),
         requests: Vec::new(),
+        search: None,
     };
     let error = "mlx_lm.server on port 8080 exited (exit status: 1) before it was ready; its log (/tmp/x.log):\n  Traceback | here\n  ValueError: bad";
     let failed = ServeRecord {
@@ -583,4 +612,117 @@ fn launched_mlx_lm_servers_measure_exact_tokens_and_leave_nothing_running() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(processes_mentioning(model_path).is_empty(), "orphans after Ctrl-C: {:#?}", processes_mentioning(model_path));
+}
+
+// --- Workloads against the test server. ---
+
+#[test]
+fn the_slo_search_finds_a_known_capacity_within_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // 3 requests in flight are served in 20 ms; a 4th makes it 600 ms.
+    let (url, _) = fault_server(Fault::SlowAbove(3));
+    let json = dir.path().join("search.json");
+    let out = serve(
+        &[
+            "--url", &url, "--tokenizer", model.to_str().unwrap(), "--search", "concurrency", "--slo", "ttft_p90<=250ms", "--search-max", "16",
+            "--num-requests", "12", "-p", "8", "-n", "4", "-o", json.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let report: ServeReport = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let probed: Vec<f64> = report.records.iter().map(|r| r.point.load.value().unwrap()).collect();
+    let steps: Vec<_> = report.records.iter().map(|r| r.search.unwrap()).collect();
+    // Each probed point is recorded, numbered, with its verdict; the last carries the answer.
+    assert_eq!(steps.iter().map(|s| s.probe).collect::<Vec<_>>(), (1..=probed.len()).collect::<Vec<_>>());
+    assert!(steps.iter().take(probed.len() - 1).all(|s| !s.last) && steps[probed.len() - 1].last);
+    for (r, s) in report.records.iter().zip(&steps) {
+        assert_eq!(Some(s.met_slo), r.summary.as_ref().unwrap().slo_met, "{probed:?}");
+        assert_eq!(s.met_slo, r.point.load.value().unwrap() <= 3.0, "capacity 3: {probed:?} {steps:?}");
+    }
+    let answer = steps[probed.len() - 1].best;
+    assert_eq!(answer, Some(3.0), "probed {probed:?}: {steps:?}");
+    assert_eq!(probed, [1.0, 2.0, 4.0, 3.0]);
+    assert!(stderr.contains("SLO search over concurrency: 3 is the highest load that met ttft_p90<=250ms unsaturated (probed 1, 2, 4, 3)"), "{stderr}");
+}
+
+#[test]
+fn a_trace_is_replayed_at_its_times_with_its_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let (url, received) = fault_server(Fault::Good);
+    let trace = dir.path().join("trace.jsonl");
+    // Out of order in the file; two share a prefix of 6 tokens.
+    let entries: [(f64, usize, u64, Option<&str>); 5] = [(0.0, 12, 3, None), (900.0, 20, 6, Some("sys")), (300.0, 8, 2, None), (600.0, 16, 5, Some("sys")), (1500.0, 10, 4, None)];
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|(t, input, output, prefix)| match prefix {
+            Some(id) => format!("{{\"timestamp_ms\": {t}, \"input_tokens\": {input}, \"output_tokens\": {output}, \"prefix_id\": \"{id}\", \"prefix_tokens\": 6}}"),
+            None => format!("{{\"timestamp_ms\": {t}, \"input_tokens\": {input}, \"output_tokens\": {output}}}"),
+        })
+        .collect();
+    std::fs::write(&trace, lines.join("\n") + "\n").unwrap();
+    let out = serve(
+        &["--url", &url, "--tokenizer", model.to_str().unwrap(), "--workload", "trace", "--trace", trace.to_str().unwrap(), "--warmup", "0", "--format", "json", "--no-save"],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: ServeReport = serde_json::from_slice(&out.stdout).unwrap();
+    let record = &report.records[0];
+    assert_eq!(record.point.load, Load::Trace { max_concurrency: None });
+    let mut sent: Vec<&RequestRecord> = record.requests.iter().collect();
+    sent.sort_by(|a, b| a.sent_ms.total_cmp(&b.sent_ms));
+    let mut expected = entries.to_vec();
+    expected.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(sent.len(), 5);
+    for (r, (t, ..)) in sent.iter().zip(&expected) {
+        // Each sent at its time from the point's start (within 150 ms on a busy machine), none early.
+        let at = r.sent_ms;
+        assert!(at >= *t && at <= t + 150.0, "sent at {at} ms for {t} ms: {:?}", sent.iter().map(|r| r.sent_ms).collect::<Vec<_>>());
+    }
+    // The server got each entry's lengths, in the trace's order of time.
+    let tokenizer = mlxbench::tokenizer::Tokenizer::from_dir(&model).unwrap();
+    let bodies: Vec<serde_json::Value> = received.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    let lengths: Vec<(usize, u64)> = bodies.iter().map(|b| (tokenizer.encode(b["prompt"].as_str().unwrap()).unwrap().len(), b["max_tokens"].as_u64().unwrap())).collect();
+    let wanted: Vec<(usize, u64)> = expected.iter().map(|(_, i, o, _)| (*i, *o)).collect();
+    assert_eq!(lengths, wanted);
+    // The two of prefix `sys` start alike; the group is recorded.
+    let prompts: Vec<&str> = bodies.iter().map(|b| b["prompt"].as_str().unwrap()).collect();
+    // (Byte-level tokens: a shared prefix of 6 tokens is 6 bytes at least.)
+    let common = prompts[2].bytes().zip(prompts[3].bytes()).take_while(|(a, b)| a == b).count();
+    assert!(common >= 6, "{prompts:?}");
+    assert_eq!(sent.iter().filter(|r| r.prefix_group == Some(0)).count(), 2);
+}
+
+#[test]
+fn time_queued_in_our_client_counts_in_the_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // Two requests due at once, one slot: the second waits for the first (3 s to its first token).
+    let (url, _) = fault_server(Fault::SlowFirstToken);
+    let trace = dir.path().join("trace.jsonl");
+    std::fs::write(&trace, "{\"timestamp_ms\": 0, \"input_tokens\": 8, \"output_tokens\": 4}\n{\"timestamp_ms\": 0, \"input_tokens\": 8, \"output_tokens\": 4}\n").unwrap();
+    let out = serve(
+        &["--url", &url, "--tokenizer", model.to_str().unwrap(), "--workload", "trace", "--trace", trace.to_str().unwrap(), "--max-concurrency", "1"]
+            .iter()
+            .chain(&["--warmup", "0", "--format", "json", "--no-save"])
+            .copied()
+            .collect::<Vec<_>>(),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: ServeReport = serde_json::from_slice(&out.stdout).unwrap();
+    let mut requests = report.records[0].requests.clone();
+    requests.sort_by(|a, b| a.queued_ms.total_cmp(&b.queued_ms));
+    let (first, second) = (&requests[0], &requests[1]);
+    assert!(second.queued_ms >= 2900.0, "the second waited for the slot: {:?}", requests.iter().map(|r| r.queued_ms).collect::<Vec<_>>());
+    // Its TTFT and E2E run from when it was due: the wait plus the server's 3 s.
+    assert_eq!(second.ttft_ms(), Some(second.queued_ms + second.chunk_ms[0]));
+    assert!(second.ttft_ms().unwrap() >= 5900.0 && second.e2e_ms() >= second.ttft_ms().unwrap(), "{second:?}");
+    assert!(first.ttft_ms().unwrap() >= 2900.0 && first.queued_ms < second.queued_ms);
+    let s = report.records[0].summary.as_ref().unwrap();
+    assert_eq!(s.queued_ms.unwrap().max, second.queued_ms);
+    assert!(s.ttft_ms.unwrap().max >= 5900.0, "the point's TTFT counts the wait: {s:?}");
 }

@@ -16,11 +16,14 @@ use mlxbench::{
     serve::{
         client::{base_url, Api, ClientOptions, RequestSpec},
         launch::{LaunchSpec, Launcher, LogDir, MemorySampler, ServerCommand, Servers},
-        load::{run_point, Amount, Load, Target},
+        load::{run_conversations, run_point, Amount, Load, Target},
         markdown,
-        metrics::{PointSummary, Slo},
+        metrics::{PointSummary, RequestRecord, Slo},
         progress_line,
         requests::{self, Lengths},
+        search::{Probe, Search, SearchAxis},
+        search_line,
+        workload::{self, CacheBuster, CacheMode, Workload, WorkloadKind},
         ServeContext, ServeFile, ServeFormat, ServePoint, ServeRecord, ServeReport,
     },
     tokenizer::Tokenizer,
@@ -41,7 +44,11 @@ fn rate_arg(s: &str) -> Result<f64, String> {
 mlxbench serve --url http://127.0.0.1:8080/v1 --tokenizer MODEL_DIR --concurrency 1,4,16\n  \
 mlxbench serve --launch mlx-lm --model MODEL --instances 2 --concurrency 1,2,4,8 --num-requests 32\n  \
 mlxbench serve --launch mlx-lm --model MODEL --decode-concurrency 8,32 --concurrency 1,8,32\n  \
-mlxbench serve --url http://host:8000 --served-model NAME --tokenizer MODEL --request-rate 2,8,inf --max-concurrency 64\n\n\
+mlxbench serve --url http://host:8000 --served-model NAME --tokenizer MODEL --request-rate 2,8,inf --max-concurrency 64\n  \
+mlxbench serve --launch mlx-lm --model MODEL --workload shared-prefix --prefix-tokens 8192 -p 64 --cache-mode warm\n  \
+mlxbench serve --launch mlx-lm --model MODEL --workload multi-turn --turns 5 --concurrency 1,8,32 --api chat\n  \
+mlxbench serve --url URL --tokenizer MODEL --workload trace --trace trace.jsonl --max-concurrency 16\n  \
+mlxbench serve --launch mlx-lm --model MODEL --search concurrency --slo 'ttft_p90<=1s,tpot_p90<=50ms'\n\n\
 Every axis multiplies: instances x decode-concurrency x prompt-concurrency x kv-bits (servers \
 restarted for each) x concurrency or request rate. Each point is written to the results file as \
 soon as it ends. Metrics are defined in README (`mlxbench serve`). Exit code 1 when any request or \
@@ -106,8 +113,9 @@ pub struct ServeArgs {
     /// Open loop: Poisson arrivals at these rates, requests/s (comma list; inf: all at once).
     #[arg(long, value_delimiter = ',', value_parser = rate_arg)]
     request_rate: Vec<f64>,
-    /// Open loop: at most this many requests in flight (default: 1024).
-    #[arg(long, requires = "request_rate", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    /// Open loop and trace replay: at most this many requests in flight (default: 1024); a request
+    /// due while all are busy waits in our client, and that wait counts in its latency.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     max_concurrency: Option<u64>,
     /// Measured requests per point.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -139,9 +147,53 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
 
-    /// Service-level objectives for goodput, e.g. ttft=500ms,tpot=50ms (also e2e=).
+    /// What the requests are: independent, shared-prefix, multi-turn, trace.
+    #[arg(long, value_parser = choice::<WorkloadKind>(), default_value = "independent")]
+    workload: WorkloadKind,
+    /// shared-prefix: tokens of each shared prefix (before each request's own -p tokens).
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    prefix_tokens: u64,
+    /// shared-prefix: distinct shared prefixes, taken round-robin.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    prefix_groups: u64,
+    /// shared-prefix: the share of requests (0 to 1) that take a shared prefix; the others get a
+    /// prefix of their own of the same length.
+    #[arg(long, default_value_t = 1.0)]
+    prefix_share: f64,
+    /// multi-turn: turns of each conversation.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    turns: u64,
+    /// multi-turn: seconds between a reply and the next turn (not in any latency).
+    #[arg(long, default_value_t = 0.0)]
+    think_time: f64,
+    /// trace: the trace file (JSON lines: timestamp_ms, input_tokens, output_tokens, optional
+    /// prefix_id and prefix_tokens; README, "Trace files").
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// The servers' prompt cache: as-is, bust (a unique marker starts every prompt), warm (every
+    /// shared prefix sent once before the point).
+    #[arg(long, value_parser = choice::<CacheMode>(), default_value = "as-is")]
+    cache_mode: CacheMode,
+
+    /// Service-level objectives, e.g. 'ttft_p90<=1s,tpot_p90<=50ms' (a limit for a percentile
+    /// of the requests) or ttft=500ms (every request); also e2e. Goodput counts the requests
+    /// within every limit; a point meets them when each holds for its share of requests sent.
     #[arg(long, value_parser = Slo::parse)]
     slo: Option<Slo>,
+    /// Find the highest concurrency or request rate that meets --slo: doubling from
+    /// --search-start while points pass and throughput grows, then bisecting to one step.
+    #[arg(long, value_parser = choice::<SearchAxis>(), requires = "slo", conflicts_with_all = ["concurrency", "request_rate"])]
+    search: Option<SearchAxis>,
+    /// The search's first load.
+    #[arg(long, default_value_t = 1.0)]
+    search_start: f64,
+    /// The search's highest load.
+    #[arg(long, default_value_t = 256.0)]
+    search_max: f64,
+    /// A rate search's step: it stops when the lowest failing rate is within this share above
+    /// the highest passing one.
+    #[arg(long, default_value_t = 0.1)]
+    search_precision: f64,
     /// Seconds a request may take, from connecting to the stream's end.
     #[arg(long, default_value_t = 120.0)]
     request_timeout: f64,
@@ -167,6 +219,9 @@ type ServerSetting = (usize, Option<u32>, Option<u32>, Option<i32>);
 
 impl ServeArgs {
     fn loads(&self) -> Vec<Load> {
+        if self.workload == WorkloadKind::Trace {
+            return vec![Load::Trace { max_concurrency: self.max_concurrency.map(|m| m as usize) }];
+        }
         if !self.request_rate.is_empty() {
             let max_concurrency = self.max_concurrency.map(|m| m as usize);
             return self.request_rate.iter().map(|&rate| Load::Open { rate, max_concurrency }).collect();
@@ -192,6 +247,15 @@ impl ServeArgs {
             }
         }
         out
+    }
+}
+
+/// The load a search probes at `value`: that many clients, or that rate (capped by
+/// --max-concurrency).
+fn search_load(args: &ServeArgs, value: f64) -> Load {
+    match args.search {
+        Some(SearchAxis::Rate) => Load::Open { rate: value, max_concurrency: args.max_concurrency.map(|m| m as usize) },
+        _ => Load::Closed { concurrency: value.max(1.0) as usize },
     }
 }
 
@@ -267,7 +331,43 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     // Every point gets prompts of its own (a server's prompt cache must not serve a later point
     // what an earlier one sent): the seed mixed with the point's number.
     let prompts = args.dataset.as_deref().map(requests::dataset_prompts).transpose()?;
+    let workload = match args.workload {
+        WorkloadKind::Independent => Workload::Independent,
+        WorkloadKind::SharedPrefix => {
+            if !(args.prefix_share.is_finite() && (0.0..=1.0).contains(&args.prefix_share)) {
+                bail!("--prefix-share is a share of the requests between 0 and 1, not {}", args.prefix_share);
+            }
+            Workload::SharedPrefix { prefix_tokens: args.prefix_tokens as usize, groups: args.prefix_groups as usize, share: args.prefix_share }
+        }
+        WorkloadKind::MultiTurn => {
+            if !(args.think_time.is_finite() && args.think_time >= 0.0) {
+                bail!("--think-time is seconds ≥ 0, not {}", args.think_time);
+            }
+            if !args.request_rate.is_empty() || args.search == Some(SearchAxis::Rate) {
+                bail!("--workload multi-turn runs conversations in a closed loop: --concurrency is how many at once (no --request-rate)");
+            }
+            Workload::MultiTurn { turns: args.turns as usize, think_ms: args.think_time * 1000.0 }
+        }
+        WorkloadKind::Trace => {
+            let Some(path) = args.trace.clone() else { bail!("--workload trace needs --trace FILE (JSON lines; README, \"Trace files\")") };
+            if !args.request_rate.is_empty() || !args.concurrency.is_empty() || args.search.is_some() {
+                bail!("--workload trace sends each request at the trace's time: no --concurrency, --request-rate or --search (--max-concurrency caps it)");
+            }
+            Workload::Trace { path }
+        }
+    };
+    if args.trace.is_some() && args.workload != WorkloadKind::Trace {
+        bail!("--trace is the file of --workload trace");
+    }
+    if args.dataset.is_some() && workload != Workload::Independent {
+        bail!("--dataset gives independent prompts; --workload {} builds its own", args.workload.name());
+    }
+    let trace = match &workload {
+        Workload::Trace { path } => Some(workload::read_trace(path)?),
+        _ => None,
+    };
     let request_set = match (&args.dataset, &tokenizer) {
+        (_, _) if trace.is_some() => format!("{} requests of the trace", trace.as_ref().map_or(0, Vec::len)),
         (Some(path), _) => format!("dataset {}", path.display()),
         (None, Some(_)) => format!("input {} / output {} tokens (stddev {}%)", lengths.input, lengths.output, lengths.stddev * 100.0),
         (None, None) => bail!("prompts of an exact length need the model's tokenizer: give --model or --tokenizer (or --dataset)"),
@@ -285,6 +385,49 @@ pub fn run(args: ServeArgs) -> Result<bool> {
             (None, None) => unreachable!("checked above"),
         })
     };
+    // A nonce for cache-bust markers: this run's own, so no earlier run's prompts match.
+    let nonce = mlxbench::rng::mix(args.seed ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    let buster = (args.cache_mode == CacheMode::Bust).then(|| CacheBuster::new(tokenizer.as_ref(), nonce)).transpose()?;
+    // The point's requests: the warmup's, the measured ones (or the conversations' turns).
+    let point_requests = |point: usize, clients: usize| -> Result<(Vec<RequestSpec>, Vec<RequestSpec>, Vec<Vec<RequestSpec>>)> {
+        let seed = mlxbench::rng::mix(args.seed ^ (point as u64).wrapping_mul(0x9E37_79B9));
+        let warmup = args.warmup as usize;
+        let tokenizer = || tokenizer.as_ref().context("this workload builds prompts with the model's tokenizer: give --model or --tokenizer");
+        let (warm, mut measured, conversations) = match &workload {
+            Workload::Independent => {
+                let mut specs = specs_of_point(point)?;
+                let measured = specs.split_off(warmup.min(specs.len()));
+                (specs, measured, Vec::new())
+            }
+            Workload::SharedPrefix { prefix_tokens, groups, share } => {
+                // The warmup's prefixes are their own (another seed): they must not warm the point's.
+                let warm = workload::shared_prefix(tokenizer()?, lengths, *prefix_tokens, *groups, *share, warmup, seed ^ 1)?;
+                (warm, workload::shared_prefix(tokenizer()?, lengths, *prefix_tokens, *groups, *share, per_point, seed)?, Vec::new())
+            }
+            Workload::MultiTurn { turns, .. } => {
+                let warm = requests::synthetic(tokenizer()?, lengths, warmup, seed ^ 1)?;
+                // Enough conversations for --num-requests requests, and one per client at least.
+                let n = per_point.div_ceil(*turns).max(clients);
+                (warm, Vec::new(), workload::conversations(tokenizer()?, lengths, *turns, n, seed)?)
+            }
+            Workload::Trace { .. } => {
+                let entries = trace.as_deref().unwrap_or_default();
+                let mut warm = workload::trace_requests(tokenizer()?, &entries[..warmup.min(entries.len())], seed ^ 1)?;
+                for spec in &mut warm {
+                    spec.due_ms = None;
+                }
+                (warm, workload::trace_requests(tokenizer()?, entries, seed)?, Vec::new())
+            }
+        };
+        let mut warm = warm;
+        if let Some(buster) = &buster {
+            // The warmup too: nothing it leaves in the cache starts as a measured request does.
+            let buster = buster.for_point(point, 0);
+            buster.bust(&mut warm, 0);
+            buster.bust(&mut measured, warm.len());
+        }
+        Ok((warm, measured, conversations))
+    };
     let client = ClientOptions { api: args.api, served_model: args.served_model.clone(), exact_output: !args.allow_eos, eos_ids };
     let amount = match args.duration {
         Some(seconds) => Amount::Duration(Duration::from_secs_f64(seconds)),
@@ -301,6 +444,9 @@ pub fn run(args: ServeArgs) -> Result<bool> {
         api: args.api.name().into(),
         requests: request_set,
         seed: args.seed,
+        workload: workload.label(),
+        cache_mode: args.cache_mode.name().into(),
+        slo: args.slo.filter(Slo::is_set).map(|s| s.label()),
     };
     let file = match (&args.output, args.no_save) {
         (_, true) => None,
@@ -330,11 +476,13 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     let timeout = Duration::from_secs_f64(args.request_timeout.max(0.001));
     // Off a terminal a bar is noise: one line per finished point instead.
     let on_terminal = std::io::stderr().is_terminal();
-    let total_points = settings.len() * loads.len();
-    let bar = match (on_terminal, amount) {
-        (false, _) => ProgressBar::hidden(),
-        (true, Amount::Requests) => ProgressBar::new((total_points * count) as u64),
-        (true, Amount::Duration(_)) => ProgressBar::new_spinner(),
+    // A search's points are not known ahead: its total reads `?`.
+    let total_points = if args.search.is_some() { 0 } else { settings.len() * loads.len() };
+    let total_label = if total_points == 0 { "?".to_string() } else { total_points.to_string() };
+    let bar = match (on_terminal, amount, total_points) {
+        (false, _, _) => ProgressBar::hidden(),
+        (true, Amount::Requests, n) if n > 0 => ProgressBar::new((n * count) as u64),
+        (true, _, _) => ProgressBar::new_spinner(),
     };
     let finished = |record: &ServeRecord, number: usize| {
         if !on_terminal {
@@ -344,8 +492,9 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} requests {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let on_request = |_: &mlxbench::serve::metrics::RequestRecord| bar.inc(1);
+    let on_request = |_: &RequestRecord| bar.inc(1);
     let slo = args.slo.unwrap_or_default();
+    let think = Duration::from_secs_f64(args.think_time.max(0.0));
     let mut records: Vec<ServeRecord> = Vec::new();
     for (setting, (instances, decode_concurrency, prompt_concurrency, kv_bits)) in settings.into_iter().enumerate() {
         let point_of = |load| ServePoint { instances, decode_concurrency, prompt_concurrency, kv_bits, load };
@@ -364,21 +513,23 @@ pub fn run(args: ServeArgs) -> Result<bool> {
                 log_dir: logs.path().to_path_buf(),
                 setting: setting + 1,
             };
-            bar.set_message(format!("point {}/{total_points}: starting {instances} server(s)", records.len() + 1));
+            bar.set_message(format!("point {}/{total_label}: starting {instances} server(s)", records.len() + 1));
             match Servers::start(&spec, instances) {
                 Ok(started) => servers = Some(started),
                 Err(e) => {
                     logs.keep();
                     set_temporary_logs(None);
-                    for load in &loads {
+                    let failed_loads = if args.search.is_some() { vec![search_load(&args, args.search_start)] } else { loads.clone() };
+                    for load in failed_loads {
                         records.push(ServeRecord {
-                            point: point_of(*load),
+                            point: point_of(load),
                             context: context.clone(),
                             urls: Vec::new(),
                             error: Some(e.describe()),
                             summary: None,
                             server_memory: None,
                             requests: Vec::new(),
+                            search: None,
                         });
                         finished(&records[records.len() - 1], records.len());
                     }
@@ -392,31 +543,65 @@ pub fn run(args: ServeArgs) -> Result<bool> {
         let urls = servers.as_ref().map_or_else(|| urls.clone(), |s| s.urls.clone());
         let pids = servers.as_ref().map(Servers::pids).or_else(|| args.server_pid.map(|p| vec![p]));
         let target = Target { urls: &urls, client: &client, timeout, deadline, on_request: &on_request };
-        for load in &loads {
-            bar.set_message(format!("point {}/{total_points}: {}", records.len() + 1, point_of(*load).label()));
-            let warm_load = match *load {
+        // One point: warmup, the cache mode's priming, then the measured requests.
+        let measure = |load: Load, point: usize| -> Result<ServeRecord> {
+            let clients = match load {
+                Load::Closed { concurrency } => concurrency,
+                _ => 1,
+            };
+            let warm_load = match load {
                 Load::Closed { concurrency } => Load::Closed { concurrency: concurrency.min((args.warmup as usize).max(1)) },
+                Load::Trace { max_concurrency } => Load::Open { rate: f64::INFINITY, max_concurrency },
                 open => open,
             };
-            let specs = specs_of_point(records.len())?;
-            let (warmup, measured) = specs.split_at(args.warmup as usize);
-            run_point(&target, warm_load, warmup, Amount::Requests, args.seed);
+            let (warmup, measured, conversations) = point_requests(point, clients)?;
+            run_point(&target, warm_load, &warmup, Amount::Requests, args.seed);
+            if args.cache_mode == CacheMode::Warm {
+                let turns: Vec<_> = conversations.iter().filter_map(|c| c.first().cloned()).collect();
+                let primed = workload::priming(if turns.is_empty() { &measured } else { &turns });
+                run_point(&target, Load::Closed { concurrency: 1 }, &primed, Amount::Requests, args.seed);
+            }
             let sampler = pids.clone().map(MemorySampler::start);
-            let requests = run_point(&target, *load, measured, amount, args.seed);
+            let requests = if conversations.is_empty() {
+                run_point(&target, load, &measured, amount, args.seed)
+            } else {
+                // Conversation markers are numbered after the warmup's.
+                let buster = buster.as_ref().map(|b| b.for_point(point, warmup.len()));
+                run_conversations(&target, &conversations, clients, think, buster.as_ref())
+            };
             let server_memory = sampler.map(MemorySampler::finish);
             let summary = PointSummary::of(&requests, &slo);
-            records.push(ServeRecord {
-                point: point_of(*load),
-                context: context.clone(),
-                urls: urls.clone(),
-                error: None,
-                summary: Some(summary),
-                server_memory,
-                requests,
-            });
-            finished(&records[records.len() - 1], records.len());
-            if let Some(f) = &file {
-                f.save(&records)?;
+            Ok(ServeRecord { point: point_of(load), context: context.clone(), urls: urls.clone(), error: None, summary: Some(summary), server_memory, requests, search: None })
+        };
+        match args.search {
+            None => {
+                for load in &loads {
+                    bar.set_message(format!("point {}/{total_label}: {}", records.len() + 1, point_of(*load).label()));
+                    records.push(measure(*load, records.len())?);
+                    finished(&records[records.len() - 1], records.len());
+                    if let Some(f) = &file {
+                        f.save(&records)?;
+                    }
+                }
+            }
+            Some(axis) => {
+                let mut search = Search::new(axis, args.search_start, args.search_max, args.search_precision);
+                while let Some(value) = search.next() {
+                    let load = search_load(&args, value);
+                    bar.set_message(format!("search probe {}: {}", search.probes.len() + 1, point_of(load).label()));
+                    let mut record = measure(load, records.len())?;
+                    let summary = record.summary.as_ref();
+                    search.record(Probe { value, met: summary.and_then(|s| s.slo_met).unwrap_or(false), output_tps: summary.map_or(0.0, |s| s.output_tps) });
+                    record.search = search.step();
+                    records.push(record);
+                    finished(&records[records.len() - 1], records.len());
+                    if let Some(f) = &file {
+                        f.save(&records)?;
+                    }
+                }
+                if let Some(line) = search_line(&records) {
+                    eprintln!("{line}");
+                }
             }
         }
         drop(servers);

@@ -298,7 +298,7 @@ fn charts(records: &[RunRecord], mlx: &MlxBuilds, runs: &Runs) -> Vec<Chart> {
 }
 
 /// A readable number for an axis: 1.2k, 3.4M, 5.6G.
-fn si(v: f64) -> String {
+pub(super) fn si(v: f64) -> String {
     let a = v.abs();
     let (scaled, suffix) = match a {
         _ if a >= 1e9 => (v / 1e9, "G"),
@@ -419,7 +419,7 @@ fn context_table(records: &[RunRecord], runs: &Runs) -> String {
     html
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}\
+pub(super) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}caption{text-align:left;font-weight:600;padding:.3em 0}\
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}\
 th{background:#f3f3f3;white-space:normal;vertical-align:bottom}\

@@ -33,6 +33,28 @@ fn is_serve_results(text: &str, format: Option<Format>) -> bool {
     }
 }
 
+/// The records of `mlxbench serve` in the results file at `path`, or `None` when it holds none
+/// (results of `run`). Serve's CSV keeps no requests: it is named and refused.
+pub fn read_serve_records(path: &Path) -> Result<Option<Vec<ServeRecord>>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let format = Format::from_path(path);
+    if !is_serve_results(&text, format) {
+        return Ok(None);
+    }
+    let invalid = |detail: String| Error::Results { path: path.to_path_buf(), detail };
+    match format {
+        Some(Format::Json) => serde_json::from_str::<ServeReport>(&text).map(|r| Some(r.records)).map_err(|e| invalid(e.to_string())),
+        Some(Format::Jsonl) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| serde_json::from_str(l).map_err(|e| invalid(format!("line {}: not a serve record: {e}", i + 1))))
+            .collect::<Result<Vec<_>>>()
+            .map(Some),
+        _ => Err(invalid("a serve report is drawn from serve's .json or .jsonl results (its CSV keeps no requests)".into())),
+    }
+}
+
 /// Every record in the results file at `path` (format from its extension).
 pub fn read_records(path: &Path) -> Result<Vec<RunRecord>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;

@@ -40,12 +40,32 @@ pub fn base_url(url: &str) -> &str {
 }
 
 /// What one request asks for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RequestSpec {
     pub prompt: String,
     /// The prompt's length in the model's tokens, when mlxbench built or counted it.
     pub input_tokens: Option<u64>,
     pub max_tokens: u64,
+    /// The earlier turns of its conversation, oldest first: (user text, the reply it got).
+    pub history: Vec<(String, String)>,
+    /// When it is due, ms from the point's start (trace replay); `None`: when the load says.
+    pub due_ms: Option<f64>,
+    /// Its conversation and turn (multi-turn), its shared-prefix group.
+    pub conversation: Option<usize>,
+    pub turn: Option<usize>,
+    pub prefix_group: Option<usize>,
+    /// The length in bytes of the prompt's start that other requests share (what `--cache-mode
+    /// warm` sends before the point); 0: none.
+    pub shared_bytes: usize,
+}
+
+impl RequestSpec {
+    /// The prompt of the completions API: each earlier turn and its reply, then this one.
+    pub fn whole_prompt(&self) -> String {
+        let mut text: String = self.history.iter().map(|(user, reply)| format!("{user}{reply}\n\n")).collect();
+        text.push_str(&self.prompt);
+        text
+    }
 }
 
 /// How every request of a run is sent.
@@ -68,8 +88,16 @@ pub fn body(options: &ClientOptions, spec: &RequestSpec) -> Value {
         "stream_options": {"include_usage": true},
     });
     match options.api {
-        Api::Completions => body["prompt"] = json!(spec.prompt),
-        Api::Chat => body["messages"] = json!([{"role": "user", "content": spec.prompt}]),
+        Api::Completions => body["prompt"] = json!(spec.whole_prompt()),
+        Api::Chat => {
+            let mut messages: Vec<Value> = Vec::new();
+            for (user, reply) in &spec.history {
+                messages.push(json!({"role": "user", "content": user}));
+                messages.push(json!({"role": "assistant", "content": reply}));
+            }
+            messages.push(json!({"role": "user", "content": spec.prompt}));
+            body["messages"] = Value::Array(messages);
+        }
     }
     if let Some(model) = &options.served_model {
         body["model"] = json!(model);
@@ -104,12 +132,15 @@ fn read_error(e: &std::io::Error) -> ErrorKind {
 }
 
 /// Sends `spec` to `base_url` and reads the stream to its end, within `timeout` (connect,
-/// answer and whole stream). `point_start` is the point's `t = 0`.
-pub fn send(base_url: &str, options: &ClientOptions, spec: &RequestSpec, timeout: Duration, point_start: Instant) -> RequestRecord {
+/// answer and whole stream). `point_start` is the point's `t = 0`; `due` is when the request
+/// was to be sent (the time since is recorded as queued in our client).
+pub fn send(base_url: &str, options: &ClientOptions, spec: &RequestSpec, timeout: Duration, point_start: Instant, due: Instant) -> RequestRecord {
     let url = format!("{}{}", self::base_url(base_url), options.api.path());
     let sent = Instant::now();
     let ms = move || sent.elapsed().as_secs_f64() * 1000.0;
     let mut record = RequestRecord::sent(base_url, sent.duration_since(point_start).as_secs_f64() * 1000.0, spec.input_tokens);
+    record.queued_ms = sent.saturating_duration_since(due).as_secs_f64() * 1000.0;
+    (record.conversation, record.turn, record.prefix_group) = (spec.conversation, spec.turn, spec.prefix_group);
     let fail = |mut record: RequestRecord, kind: ErrorKind, detail: String| {
         record.end_ms = ms();
         record.output_tokens = record.chunk_ms.len() as u64;
@@ -171,8 +202,9 @@ pub fn send(base_url: &str, options: &ClientOptions, spec: &RequestSpec, timeout
         if let Some(error) = chunk.get("error") {
             return fail(record, ErrorKind::Malformed, format!("{url}: the server reported an error mid-stream: {error}"));
         }
-        if chunk_text(&chunk).is_some() {
+        if let Some(text) = chunk_text(&chunk) {
             record.chunk_ms.push(ms());
+            record.output_text.push_str(text);
         }
         if let Some(usage) = chunk.get("usage").filter(|u| !u.is_null()) {
             usage_tokens = usage.get("completion_tokens").and_then(Value::as_u64);
@@ -199,7 +231,7 @@ mod tests {
 
     #[test]
     fn bodies_ask_for_a_stream_with_usage_and_exact_lengths() {
-        let spec = RequestSpec { prompt: "hi".into(), input_tokens: Some(1), max_tokens: 7 };
+        let spec = RequestSpec { prompt: "hi".into(), input_tokens: Some(1), max_tokens: 7, ..RequestSpec::default() };
         let options = ClientOptions { api: Api::Chat, served_model: None, exact_output: true, eos_ids: vec![2, 5] };
         let b = body(&options, &spec);
         assert_eq!(b["messages"][0]["content"], "hi");
@@ -211,6 +243,12 @@ mod tests {
         let b = body(&options, &spec);
         assert_eq!((b["prompt"].as_str(), b["model"].as_str()), (Some("hi"), Some("m")));
         assert!(b.get("logit_bias").is_none() && b.get("ignore_eos").is_none());
+        // A later turn sends the whole history.
+        let spec = RequestSpec { history: vec![("u1".into(), " r1".into())], ..spec };
+        assert_eq!(body(&options, &spec)["prompt"], "u1 r1\n\nhi");
+        let chat = ClientOptions { api: Api::Chat, ..ClientOptions::default() };
+        let roles: Vec<Value> = body(&chat, &spec)["messages"].as_array().unwrap().iter().map(|m| m["role"].clone()).collect();
+        assert_eq!(roles, [json!("user"), json!("assistant"), json!("user")]);
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum Load {
     /// Poisson arrivals at `rate` requests/s (infinite: all at once), at most `max_concurrency`
     /// in flight.
     Open { rate: f64, max_concurrency: Option<usize> },
+    /// A trace replayed: each request at its time, at most `max_concurrency` in flight.
+    Trace { max_concurrency: Option<usize> },
 }
 
 impl Load {
@@ -43,6 +45,17 @@ impl Load {
                     None => format!("rate={rate}"),
                 }
             }
+            Load::Trace { max_concurrency: Some(max) } => format!("trace (max {max})"),
+            Load::Trace { max_concurrency: None } => "trace".into(),
+        }
+    }
+
+    /// The value a search moves: clients of a closed loop, the rate of an open one.
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Load::Closed { concurrency } => Some(*concurrency as f64),
+            Load::Open { rate, .. } => Some(*rate),
+            Load::Trace { .. } => None,
         }
     }
 }
@@ -83,10 +96,10 @@ pub fn run_point(target: &Target, load: Load, specs: &[RequestSpec], amount: Amo
     let start = Instant::now();
     let records = Mutex::new(Vec::new());
     let next_url = AtomicUsize::new(0);
-    let one = |spec: &RequestSpec| {
+    let one = |spec: &RequestSpec, due: Instant| {
         let url = &target.urls[next_url.fetch_add(1, Ordering::SeqCst) % target.urls.len()];
         let left = target.deadline.saturating_duration_since(Instant::now());
-        let record = if left.is_zero() { past_deadline(url, spec, start) } else { send(url, target.client, spec, target.timeout.min(left), start) };
+        let record = if left.is_zero() { past_deadline(url, spec, start) } else { send(url, target.client, spec, target.timeout.min(left), start, due) };
         (target.on_request)(&record);
         records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
     };
@@ -108,14 +121,20 @@ pub fn run_point(target: &Target, load: Load, specs: &[RequestSpec], amount: Amo
                         }
                         let k = next.fetch_add(1, Ordering::SeqCst);
                         match spec_of(k, start.elapsed()) {
-                            Some(spec) => one(spec),
+                            Some(spec) => one(spec, Instant::now()),
                             None => break,
                         }
                     });
                 }
             });
         }
-        Load::Open { rate, max_concurrency } => {
+        open => {
+            // A trace is an open loop whose requests carry their own times.
+            let (rate, max_concurrency) = match open {
+                Load::Open { rate, max_concurrency } => (rate, max_concurrency),
+                Load::Trace { max_concurrency } => (f64::INFINITY, max_concurrency),
+                Load::Closed { .. } => (f64::INFINITY, None), // matched above
+            };
             let cap = max_concurrency.unwrap_or(OPEN_LOOP_CAP).max(1);
             let in_flight = (Mutex::new(0usize), Condvar::new());
             let mut rng = SplitMix64::new(seed);
@@ -128,7 +147,8 @@ pub fn run_point(target: &Target, load: Load, specs: &[RequestSpec], amount: Amo
                         arrival += Duration::from_secs_f64(-u.ln() / rate);
                     }
                     let Some(spec) = spec_of(k, arrival) else { break };
-                    let due = start + arrival;
+                    // A trace's request is due at its own time.
+                    let due = start + spec.due_ms.map_or(arrival, |ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0));
                     if due >= target.deadline {
                         break;
                     }
@@ -151,7 +171,7 @@ pub fn run_point(target: &Target, load: Load, specs: &[RequestSpec], amount: Amo
                     let in_flight = &in_flight;
                     let one = &one;
                     scope.spawn(move || {
-                        one(spec);
+                        one(spec, due);
                         let (count, freed) = in_flight;
                         *count.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
                         freed.notify_one();
@@ -160,5 +180,54 @@ pub fn run_point(target: &Target, load: Load, specs: &[RequestSpec], amount: Amo
             });
         }
     }
+    records.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs multi-turn conversations, `clients` at once (each client takes the next conversation
+/// when its last one ended): every turn sends the whole history and its new user turn, `think`
+/// after the reply to the turn before. A failed turn ends its conversation. With `bust`, every
+/// request's first user text starts with a marker of its own (the cache can serve nothing).
+/// Returns every request's record, in the order they ended.
+pub fn run_conversations(target: &Target, conversations: &[Vec<RequestSpec>], clients: usize, think: Duration, bust: Option<&super::workload::CacheBuster>) -> Vec<RequestRecord> {
+    let start = Instant::now();
+    let records = Mutex::new(Vec::new());
+    let next = AtomicUsize::new(0);
+    let next_url = AtomicUsize::new(0);
+    let sent = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..clients.max(1) {
+            scope.spawn(|| {
+                while let Some(turns) = conversations.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let mut history: Vec<(String, String)> = Vec::new();
+                    for (t, turn) in turns.iter().enumerate() {
+                        if t > 0 && !think.is_zero() {
+                            std::thread::sleep(think.min(target.deadline.saturating_duration_since(Instant::now())));
+                        }
+                        let mut spec = RequestSpec { history: history.clone(), ..turn.clone() };
+                        if let Some(buster) = bust {
+                            let marker = buster.marker(sent.fetch_add(1, Ordering::SeqCst));
+                            match spec.history.first_mut() {
+                                Some(first) => first.0 = marker + &first.0,
+                                None => spec.prompt = marker + &spec.prompt,
+                            }
+                        }
+                        // The history is what the server saw; its count is the server's.
+                        spec.input_tokens = if history.is_empty() { turn.input_tokens } else { None };
+                        let url = &target.urls[next_url.fetch_add(1, Ordering::SeqCst) % target.urls.len()];
+                        let left = target.deadline.saturating_duration_since(Instant::now());
+                        let now = Instant::now();
+                        let record = if left.is_zero() { past_deadline(url, &spec, start) } else { send(url, target.client, &spec, target.timeout.min(left), start, now) };
+                        (target.on_request)(&record);
+                        let ok = record.ok();
+                        history.push((turn.prompt.clone(), record.output_text.clone()));
+                        records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+                        if !ok {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
     records.into_inner().unwrap_or_else(|e| e.into_inner())
 }

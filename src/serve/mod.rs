@@ -6,6 +6,8 @@ pub mod launch;
 pub mod load;
 pub mod metrics;
 pub mod requests;
+pub mod search;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +17,7 @@ use self::{
     launch::MemoryTimeline,
     load::Load,
     metrics::{ErrorKind, PointSummary, RequestRecord, Spread},
+    search::SearchStep,
 };
 use crate::{
     choice::choice,
@@ -67,6 +70,22 @@ pub struct ServeContext {
     /// The requests: `input 128±0 / output 64±0 tokens` or the dataset's path.
     pub requests: String,
     pub seed: u64,
+    /// The workload ([`workload::Workload::label`]) and the cache mode (`as-is`, `bust`, `warm`).
+    #[serde(default = "independent")]
+    pub workload: String,
+    #[serde(default = "as_is")]
+    pub cache_mode: String,
+    /// The `--slo` objectives, as [`metrics::Slo::label`] spells them.
+    #[serde(default)]
+    pub slo: Option<String>,
+}
+
+fn independent() -> String {
+    "independent".into()
+}
+
+fn as_is() -> String {
+    "as-is".into()
 }
 
 /// A point's result: its summary, every measured request, and the servers' memory.
@@ -82,6 +101,9 @@ pub struct ServeRecord {
     pub server_memory: Option<MemoryTimeline>,
     /// Every measured request (JSON and JSON lines only).
     pub requests: Vec<RequestRecord>,
+    /// With `--search`: where this point stands in the search.
+    #[serde(default)]
+    pub search: Option<SearchStep>,
 }
 
 impl ServeRecord {
@@ -151,6 +173,22 @@ pub struct ServeCsvRow {
     pub errors_stream_cut: usize,
     pub errors_malformed: usize,
     pub server_peak_rss_bytes: Option<u64>,
+    pub workload: String,
+    pub cache_mode: String,
+    pub cache_hit_rate: Option<f64>,
+    pub warm_requests: usize,
+    pub cold_requests: usize,
+    pub ttft_cold_ms_median: Option<f64>,
+    pub ttft_cold_ms_p99: Option<f64>,
+    pub ttft_warm_ms_median: Option<f64>,
+    pub ttft_warm_ms_p99: Option<f64>,
+    pub queued_ms_median: Option<f64>,
+    pub queued_ms_p99: Option<f64>,
+    pub slo: Option<String>,
+    pub slo_met: Option<bool>,
+    pub search_probe: Option<usize>,
+    pub search_saturated: Option<bool>,
+    pub search_best: Option<f64>,
     pub urls: String,
     pub model: String,
     pub api: String,
@@ -170,6 +208,7 @@ impl ServeCsvRow {
         let (concurrency, request_rate) = match r.point.load {
             Load::Closed { concurrency } => (Some(concurrency), None),
             Load::Open { rate, max_concurrency } => (max_concurrency, Some(rate)),
+            Load::Trace { max_concurrency } => (max_concurrency, None),
         };
         ServeCsvRow {
             instances: r.point.instances,
@@ -220,6 +259,22 @@ impl ServeCsvRow {
             errors_stream_cut: errors(ErrorKind::StreamCut),
             errors_malformed: errors(ErrorKind::Malformed),
             server_peak_rss_bytes: r.server_memory.as_ref().map(|m| m.peak_bytes),
+            workload: r.context.workload.clone(),
+            cache_mode: r.context.cache_mode.clone(),
+            cache_hit_rate: s.and_then(|s| s.cache_hit_rate),
+            warm_requests: s.map_or(0, |s| s.warm_requests),
+            cold_requests: s.map_or(0, |s| s.cold_requests),
+            ttft_cold_ms_median: spread(|s| s.ttft_cold_ms).map(|x| x.median),
+            ttft_cold_ms_p99: spread(|s| s.ttft_cold_ms).map(|x| x.p99),
+            ttft_warm_ms_median: spread(|s| s.ttft_warm_ms).map(|x| x.median),
+            ttft_warm_ms_p99: spread(|s| s.ttft_warm_ms).map(|x| x.p99),
+            queued_ms_median: spread(|s| s.queued_ms).map(|x| x.median),
+            queued_ms_p99: spread(|s| s.queued_ms).map(|x| x.p99),
+            slo: r.context.slo.clone(),
+            slo_met: s.and_then(|s| s.slo_met),
+            search_probe: r.search.map(|x| x.probe),
+            search_saturated: r.search.map(|x| x.saturated),
+            search_best: r.search.and_then(|x| x.best),
             urls: r.urls.join(" "),
             model: r.context.model.clone(),
             api: r.context.api.clone(),
@@ -263,12 +318,16 @@ fn empty_record() -> ServeRecord {
             api: String::new(),
             requests: String::new(),
             seed: 0,
+            workload: String::new(),
+            cache_mode: String::new(),
+            slo: None,
         },
         urls: Vec::new(),
         error: None,
         summary: None,
         server_memory: None,
         requests: Vec::new(),
+        search: None,
     }
 }
 
@@ -375,6 +434,8 @@ impl ServePoint {
 /// The line a finished point gets when progress is not drawn (stderr is not a terminal):
 /// `point 2/4 (1 server, c=4): 16/16 ok, 0 failed, 812.5 out t/s, TTFT p50 41.2 ms`.
 pub fn progress_line(record: &ServeRecord, number: usize, total: usize) -> String {
+    // A search's total is not known ahead (0): `?`.
+    let total = if total == 0 { "?".to_string() } else { total.to_string() };
     let head = format!("point {number}/{total} ({})", record.point.label());
     match (&record.summary, &record.error) {
         (Some(s), _) => format!(
@@ -425,6 +486,15 @@ pub fn markdown(records: &[ServeRecord]) -> String {
             format!("model {}", c.model),
             format!("{} API, {}", c.api, c.requests),
         ];
+        if c.workload != "independent" {
+            header.push(c.workload.clone());
+        }
+        if c.cache_mode != "as-is" {
+            header.push(format!("cache {}", c.cache_mode));
+        }
+        if let Some(slo) = &c.slo {
+            header.push(format!("SLO {slo}"));
+        }
         for (i, name) in SETTING_COLUMNS.iter().enumerate().filter(|(i, _)| !varies[*i]) {
             if let Some(value) = cells.iter().find_map(|c| c[i].clone()) {
                 header.push(format!("{name} {value}"));
@@ -436,6 +506,19 @@ pub fn markdown(records: &[ServeRecord]) -> String {
         text.push_str("\n\n");
     }
     let shown: Vec<usize> = (0..SETTING_COLUMNS.len()).filter(|&i| varies[i]).collect();
+    // Cache and SLO columns only when some point has them.
+    let cache_columns = records.iter().any(|r| r.summary.as_ref().is_some_and(|s| s.cache_hit_rate.is_some()));
+    let slo_columns = records.iter().any(|r| r.summary.as_ref().is_some_and(|s| s.slo_met.is_some()));
+    let mut extra_head = String::new();
+    let mut extra_rule = String::new();
+    if cache_columns {
+        extra_head.push_str(" cache hit | warm/cold | TTFT cold p50 / p99 ms | TTFT warm p50 / p99 ms |");
+        extra_rule.push_str("---:|---:|---:|---:|");
+    }
+    if slo_columns {
+        extra_head.push_str(" SLO met | queued p99 ms |");
+        extra_rule.push_str("---|---:|");
+    }
     let mut head = String::from("|");
     let mut rule = String::from("|");
     for &i in &shown {
@@ -444,8 +527,8 @@ pub fn markdown(records: &[ServeRecord]) -> String {
     }
     text.push_str(&format!(
         "{head} load | ok/sent | errors | out t/s | req/s | goodput req/s \
-         | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | E2E p50 / p99 ms | out tokens | server peak RSS |\n\
-         {rule}---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | TTFT p50 / p99 ms | TPOT p50 / p99 ms | ITL p99 ms | E2E p50 / p99 ms | out tokens | server peak RSS |{extra_head}\n\
+         {rule}---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{extra_rule}\n",
     ));
     for (r, cells) in records.iter().zip(&cells) {
         let row = match (&r.summary, &r.error) {
@@ -472,6 +555,27 @@ pub fn markdown(records: &[ServeRecord]) -> String {
             }
             (None, error) => format!("- | failed: {} | - | - | - | - | - | - | - | - | - |", md_cell(error.as_deref().unwrap_or("?"))),
         };
+        let mut row = row;
+        let summary = r.summary.as_ref();
+        if cache_columns {
+            let pair = |x: Option<Spread>| format!("{} / {}", ms(x.map(|x| x.median)), ms(x.map(|x| x.p99)));
+            row.push_str(&match summary {
+                Some(s) => format!(
+                    " {} | {}/{} | {} | {} |",
+                    s.cache_hit_rate.map_or_else(|| "-".into(), |h| format!("{:.1}%", h * 100.0)),
+                    s.warm_requests,
+                    s.cold_requests,
+                    pair(s.ttft_cold_ms),
+                    pair(s.ttft_warm_ms)
+                ),
+                None => " - | - | - | - |".into(),
+            });
+        }
+        if slo_columns {
+            let met = summary.and_then(|s| s.slo_met).map_or("-", |m| if m { "yes" } else { "no" });
+            let saturated = if r.search.is_some_and(|x| x.saturated) { " (saturated)" } else { "" };
+            row.push_str(&format!(" {met}{saturated} | {} |", ms(summary.and_then(|s| s.queued_ms).map(|x| x.p99))));
+        }
         let mut settings = String::from("|");
         for &i in &shown {
             // An unset kv is a plain cache; other unset settings are the server's default.
@@ -480,5 +584,26 @@ pub fn markdown(records: &[ServeRecord]) -> String {
         }
         text.push_str(&format!("{settings} {} | {row}\n", r.point.load.label()));
     }
+    if let Some(line) = search_line(records) {
+        text.push_str(&format!("\n{line}\n"));
+    }
     text
+}
+
+/// The answer of the search among `records` (the last search's): `SLO search over concurrency:
+/// 3 is the highest load that met ttft_p90<=200ms unsaturated (probed 1, 2, 4, 3)`.
+pub fn search_line(records: &[ServeRecord]) -> Option<String> {
+    let last = records.iter().rposition(|r| r.search.is_some_and(|s| s.last))?;
+    let first = records[..=last].iter().rposition(|r| r.search.is_some_and(|s| s.probe == 1))?;
+    let step = records[last].search?;
+    let probed: Vec<String> = records[first..=last].iter().filter_map(|r| r.point.load.value()).map(|v| format!("{v}")).collect();
+    let axis = match step.axis {
+        search::SearchAxis::Concurrency => "concurrency",
+        search::SearchAxis::Rate => "request rate (/s)",
+    };
+    let slo = records[last].context.slo.clone().unwrap_or_default();
+    Some(match step.best {
+        Some(best) => format!("SLO search over {axis}: {best} is the highest load that met {slo} unsaturated (probed {})", probed.join(", ")),
+        None => format!("SLO search over {axis}: no load probed met {slo} (probed {})", probed.join(", ")),
+    })
 }

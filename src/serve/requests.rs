@@ -69,7 +69,7 @@ pub fn synthetic(tokenizer: &Tokenizer, lengths: Lengths, count: usize, seed: u6
             let input = draw(&mut rng, lengths.input, lengths.stddev);
             let output = draw(&mut rng, lengths.output, lengths.stddev);
             let (prompt, tokens) = prompt_text(tokenizer, input, &mut rng)?;
-            Ok(RequestSpec { prompt, input_tokens: Some(tokens as u64), max_tokens: output as u64 })
+            Ok(RequestSpec { prompt, input_tokens: Some(tokens as u64), max_tokens: output as u64, ..RequestSpec::default() })
         })
         .collect()
 }
@@ -124,7 +124,7 @@ pub fn from_dataset(prompts: &[String], tokenizer: Option<&Tokenizer>, lengths: 
                 Some(t) => Some(t.encode(&prompt)?.len() as u64),
                 None => None,
             };
-            Ok(RequestSpec { prompt, input_tokens, max_tokens: draw(&mut rng, lengths.output, lengths.stddev) as u64 })
+            Ok(RequestSpec { prompt, input_tokens, max_tokens: draw(&mut rng, lengths.output, lengths.stddev) as u64, ..RequestSpec::default() })
         })
         .collect()
 }
