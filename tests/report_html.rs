@@ -368,3 +368,87 @@ fn serve_results_are_refused_with_a_plain_message() {
         assert!(stderr.contains("these are results of `mlxbench serve`; `mlxbench report` and `mlxbench export` take results of `mlxbench run`"), "{command}: {stderr}");
     }
 }
+
+/// A serve record at `concurrency` clients: 10 requests of 4 tokens, TTFT `ttft` ms and 20 ms a
+/// token after it, one after another over the point.
+fn serve_point(concurrency: usize, ttft: f64, search: Option<mlxbench::serve::search::SearchStep>) -> mlxbench::serve::ServeRecord {
+    use mlxbench::serve::{
+        load::Load,
+        metrics::{PointSummary, RequestRecord, Slo, TokenSource},
+        ServeContext, ServePoint, ServeRecord,
+    };
+    let requests: Vec<RequestRecord> = (0..10)
+        .map(|k| RequestRecord {
+            chunk_ms: vec![ttft, ttft + 20.0, ttft + 40.0, ttft + 60.0],
+            end_ms: ttft + 60.0,
+            output_tokens: 4,
+            token_source: TokenSource::Usage,
+            cached_tokens: Some(if k == 0 { 0 } else { 50 }),
+            ..RequestRecord::sent("http://127.0.0.1:1", k as f64 * 100.0 / concurrency as f64, Some(100))
+        })
+        .collect();
+    let slo = Slo::parse("ttft_p90<=300ms").unwrap();
+    ServeRecord {
+        point: ServePoint { instances: 1, decode_concurrency: None, prompt_concurrency: None, kv_bits: None, load: Load::Closed { concurrency } },
+        context: ServeContext {
+            timestamp: "2026-12-08T00:00:00Z".into(),
+            git_commit: "abc".into(),
+            mlxbench_version: "0.1.0".into(),
+            hardware: "test".into(),
+            model: "tiny".into(),
+            api: "completions".into(),
+            requests: "input 16 / output 4 tokens (stddev 0%)".into(),
+            seed: 0,
+            workload: "shared-prefix 64 tokens, 1 group, share 100%".into(),
+            cache_mode: "as-is".into(),
+            slo: Some(slo.label()),
+        },
+        urls: vec!["http://127.0.0.1:1".into()],
+        error: None,
+        summary: Some(PointSummary::of(&requests, &slo)),
+        server_memory: None,
+        requests,
+        search,
+    }
+}
+
+#[test]
+fn the_serve_report_draws_throughput_against_latency_with_its_pareto_front() {
+    use mlxbench::serve::search::{SearchAxis, SearchStep};
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-serve");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let step = |probe: usize, met: bool, best: Option<f64>, last: bool| Some(SearchStep { axis: SearchAxis::Concurrency, probe, met_slo: met, saturated: false, best, last });
+    // A search: 1, 2, 4 pass, 8 fails its TTFT objective, 6 passes, 7 does not.
+    let records = vec![
+        serve_point(1, 50.0, step(1, true, Some(1.0), false)),
+        serve_point(2, 80.0, step(2, true, Some(2.0), false)),
+        serve_point(4, 150.0, step(3, true, Some(4.0), false)),
+        serve_point(8, 900.0, step(4, false, Some(4.0), false)),
+        serve_point(6, 250.0, step(5, true, Some(6.0), false)),
+        serve_point(7, 400.0, step(6, false, Some(6.0), true)),
+    ];
+    let json = dir.join("serve.json");
+    std::fs::write(&json, serde_json::to_string(&mlxbench::serve::ServeReport { records }).unwrap()).unwrap();
+    let page = dir.join("serve.html");
+    mlxbench(&["report", json.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    for fetch in ["src=", "<link", "<script", "url(", "@import"] {
+        assert!(!html.contains(fetch), "the page must not fetch anything ({fetch})");
+    }
+    let (dom, console) = load(&page, None);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert_eq!(html_table(&dom, "points").len(), 1 + 6, "a header and a row per point");
+    assert!(dom.contains("SLO search over concurrency: 6 is the highest load that met ttft_p90&lt;=300ms unsaturated (probed 1, 2, 4, 8, 6, 7)"), "{dom}");
+    let charts = charts(&dom);
+    assert_eq!(charts.len(), 1, "{charts:?}");
+    let (caption, declared, circles) = &charts[0];
+    assert_eq!((caption.as_str(), *declared, *circles), ("Throughput vs TTFT p90", 6, 6));
+    // Output t/s = 40 tokens ÷ (the last request sent, 900 ms ÷ c, + its E2E): c=1 39.6 at TTFT 50,
+    // c=2 67.8 at 80, c=4 92.0 at 150 make the front; c=6 (87.0 at 250), c=7 (67.9 at 400) and
+    // c=8 (37.4 at 900) are slower and give less than c=4.
+    assert!(dom.contains("data-front=\"3\""), "{dom}");
+    let screenshot = screenshot_path(&dir, "serve-pareto.png");
+    load(&page, Some(&screenshot));
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+}

@@ -5,9 +5,10 @@
 # throughput-vs-latency (Pareto) chart. The server is started here on 127.0.0.1 and stopped at
 # the end (and on error or Ctrl-C). Bound: about 300 s on an H100 (400 s at most).
 #   OUT=/tmp/out bash results/2026-12-08-serve-workloads/gpu.sh
-# On a CPU, end to end in about 3 minutes (tiny model, small lengths):
-#   PRESET=tiny PREFIX=512 P=16 N=8 NREQ=8 CONCS=1,2,4 TURN_REQ=8 SEARCH_MAX=8 \
-#     SLO='ttft_p90<=2s' MLXBENCH=target/debug/mlxbench PYTHON=$MLXBENCH_REFERENCE_PYTHON OUT=/tmp/o bash results/2026-12-08-serve-workloads/gpu.sh
+# On a CPU (tiny float32 model, small lengths; MLX's CPU kernels are slow on bfloat16):
+#   PRESET=tiny SYNTH_ARGS="--dtype float32" PREFIX=1024 P=16 N=8 NREQ=8 CONCS=1,2,4 TURN_REQ=10 \
+#     SEARCH_MAX=8 SLO='ttft_p90<=1s' MODEL_DIR=/tmp/sw-tiny MLXBENCH=target/debug/mlxbench \
+#     PYTHON=$MLXBENCH_REFERENCE_PYTHON OUT=/tmp/o bash results/2026-12-08-serve-workloads/gpu.sh
 set -u
 out=${OUT:-/tmp}/serve-workloads
 mkdir -p "$out"
@@ -32,7 +33,8 @@ stamp() { echo "--- $(( $(date +%s) - started )) s: $*"; }
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$python" -c 'import mlx.core as mx, mlx_lm; print("mlx", mx.__version__, mx.default_device(), "mlx-lm", mlx_lm.__version__)' || exit 1
-[ -f "$model/config.json" ] || "$mlxbench" synth --preset "$preset" --bits 4 --out "$model" --force >/dev/null || exit 1
+# shellcheck disable=SC2086 # SYNTH_ARGS is a list of flags
+[ -f "$model/config.json" ] || "$mlxbench" synth --preset "$preset" --bits 4 ${SYNTH_ARGS:-} --out "$model" --force >/dev/null || exit 1
 
 # The server: mlx-lm's console script beside the Python, else the module; logs under $out.
 server=$(dirname "$(command -v "$python")")/mlx_lm.server

@@ -173,7 +173,7 @@ pub fn render_serve_html(records: &[ServeRecord], sources: &[(String, usize)]) -
              the points no other point of it beats on both (the Pareto front).</p>\n",
         );
         page.push_str(&format!(
-            "<figure class=\"chart pareto\" data-points=\"{points}\" data-front=\"{front}\"><figcaption>Throughput vs TTFT p90</figcaption>\n{}</figure>\n",
+            "<figure class=\"chart\" data-points=\"{points}\" data-front=\"{front}\" id=\"pareto\"><figcaption>Throughput vs TTFT p90</figcaption>\n{}</figure>\n",
             pareto_svg(&series)?
         ));
     }
