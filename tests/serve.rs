@@ -308,6 +308,19 @@ fn bad_arguments_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("ttft=soon"));
     let out = serve(&["--url", "http://127.0.0.1:1"], Duration::from_secs(30));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tokenizer"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Workloads and the search: what is missing or does not fit is named.
+    for (args, says) in [
+        (&["--workload", "trace"][..], "needs --trace FILE"),
+        (&["--workload", "multi-turn", "--request-rate", "2"][..], "closed loop"),
+        (&["--workload", "multi-turn", "--duration", "5"][..], "--duration applies"),
+        (&["--search", "concurrency"][..], "--slo"),
+        (&["--search", "rate", "--slo", "ttft_p90<=1s", "--concurrency", "2"][..], "--concurrency"),
+        (&["--trace", "t.jsonl"][..], "--trace is the file of --workload trace"),
+    ] {
+        let out = serve(&[&["--url", "http://127.0.0.1:1", "--tokenizer", "x"][..], args].concat(), Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.code() != Some(0) && stderr.contains(says), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

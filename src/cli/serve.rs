@@ -314,23 +314,6 @@ pub fn run(args: ServeArgs) -> Result<bool> {
             bail!("--url {url:?}: give a base URL such as http://127.0.0.1:8080 or http://127.0.0.1:8080/v1");
         }
     }
-    // One spelling of each server, as records and the table name it: `/v1` is the API's.
-    let urls: Vec<String> = args.url.iter().map(|u| base_url(u).to_string()).collect();
-    // How servers start, checked before anything loads.
-    let server_command = args.launch.map(|_| ServerCommand::find(&args.python)).transpose()?;
-    // The model's tokenizer and EOS ids, from --model or --tokenizer.
-    let model_dir = match args.model.as_deref().or(args.tokenizer.as_deref()) {
-        Some(spec) => Some(hub::resolve(spec).with_context(|| format!("finding the tokenizer of {spec}"))?),
-        None => None,
-    };
-    let tokenizer = model_dir.as_deref().map(Tokenizer::from_dir).transpose()?;
-    let eos_ids = model_dir.as_deref().and_then(|d| ModelConfig::from_dir(d).ok()).map(|c| c.eos_token_ids()).unwrap_or_default();
-    let lengths = Lengths { input: args.n_prompt as usize, output: args.n_generate as usize, stddev: args.len_stddev };
-    let per_point = args.num_requests as usize;
-    let count = per_point + args.warmup as usize;
-    // Every point gets prompts of its own (a server's prompt cache must not serve a later point
-    // what an earlier one sent): the seed mixed with the point's number.
-    let prompts = args.dataset.as_deref().map(requests::dataset_prompts).transpose()?;
     let workload = match args.workload {
         WorkloadKind::Independent => Workload::Independent,
         WorkloadKind::SharedPrefix => {
@@ -356,6 +339,9 @@ pub fn run(args: ServeArgs) -> Result<bool> {
             Workload::Trace { path }
         }
     };
+    if args.duration.is_some() && matches!(workload, Workload::MultiTurn { .. } | Workload::Trace { .. }) {
+        bail!("--duration applies to independent and shared-prefix requests; a trace runs once, conversations run their turns");
+    }
     if args.trace.is_some() && args.workload != WorkloadKind::Trace {
         bail!("--trace is the file of --workload trace");
     }
@@ -366,6 +352,23 @@ pub fn run(args: ServeArgs) -> Result<bool> {
         Workload::Trace { path } => Some(workload::read_trace(path)?),
         _ => None,
     };
+    // One spelling of each server, as records and the table name it: `/v1` is the API's.
+    let urls: Vec<String> = args.url.iter().map(|u| base_url(u).to_string()).collect();
+    // How servers start, checked before anything loads.
+    let server_command = args.launch.map(|_| ServerCommand::find(&args.python)).transpose()?;
+    // The model's tokenizer and EOS ids, from --model or --tokenizer.
+    let model_dir = match args.model.as_deref().or(args.tokenizer.as_deref()) {
+        Some(spec) => Some(hub::resolve(spec).with_context(|| format!("finding the tokenizer of {spec}"))?),
+        None => None,
+    };
+    let tokenizer = model_dir.as_deref().map(Tokenizer::from_dir).transpose()?;
+    let eos_ids = model_dir.as_deref().and_then(|d| ModelConfig::from_dir(d).ok()).map(|c| c.eos_token_ids()).unwrap_or_default();
+    let lengths = Lengths { input: args.n_prompt as usize, output: args.n_generate as usize, stddev: args.len_stddev };
+    let per_point = args.num_requests as usize;
+    let count = per_point + args.warmup as usize;
+    // Every point gets prompts of its own (a server's prompt cache must not serve a later point
+    // what an earlier one sent): the seed mixed with the point's number.
+    let prompts = args.dataset.as_deref().map(requests::dataset_prompts).transpose()?;
     let request_set = match (&args.dataset, &tokenizer) {
         (_, _) if trace.is_some() => format!("{} requests of the trace", trace.as_ref().map_or(0, Vec::len)),
         (Some(path), _) => format!("dataset {}", path.display()),
