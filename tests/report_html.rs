@@ -351,7 +351,8 @@ fn a_sweep_appended_twice_keeps_its_two_runs_apart() {
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }
 
-/// `report` takes `run` results and says so plainly when it is given `serve` results.
+/// `export` takes `run` results and says so plainly when it is given `serve` results; `report`
+/// draws serve results from their JSON, and says so when given serve's CSV.
 #[test]
 fn serve_results_are_refused_with_a_plain_message() {
     let dir = tempfile::tempdir().unwrap();
@@ -365,7 +366,11 @@ fn serve_results_are_refused_with_a_plain_message() {
         let out = Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(&args).env_remove("RUST_BACKTRACE").output().unwrap();
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("these are results of `mlxbench serve`; `mlxbench report` and `mlxbench export` take results of `mlxbench run`"), "{command}: {stderr}");
+        let says = match command {
+            "report" => "a serve report is drawn from serve's .json or .jsonl results (its CSV keeps no requests)",
+            _ => "these are results of `mlxbench serve`; `mlxbench report` and `mlxbench export` take results of `mlxbench run`",
+        };
+        assert!(stderr.contains(says), "{command}: {stderr}");
     }
 }
 

@@ -3,7 +3,8 @@
 //! CSV keeps every per-trial metric but not the token times, nor the mlxbench version and the
 //! warmup/repeats/seed of the run's context: a record read from CSV has an empty
 //! `mlxbench_version`, and the views say its trial protocol is unknown ([`protocol_known`]).
-//! Results of `mlxbench serve` are recognised and refused with a message that says so.
+//! Results of `mlxbench serve` are recognised: [`read_serve_records`] reads them for their own
+//! report page; [`read_records`] refuses them with a message that says so.
 use std::path::Path;
 
 use super::{CsvRow, Format, JsonReport};
@@ -62,7 +63,8 @@ pub fn read_records(path: &Path) -> Result<Vec<RunRecord>> {
     if is_serve_results(&text, Format::from_path(path)) {
         return Err(invalid(
             "these are results of `mlxbench serve`; `mlxbench report` and `mlxbench export` take results of \
-             `mlxbench run` (serve prints its own table, and its CSV/JSON hold every percentile)"
+             `mlxbench run` (serve prints its own table, and its CSV/JSON hold every percentile; `mlxbench report` \
+             draws serve's .json or .jsonl results on a page of their own)"
                 .into(),
         ));
     }
