@@ -14,6 +14,7 @@ pub mod markdown;
 pub mod mlx;
 pub mod read;
 pub mod runs;
+pub mod speculative;
 pub mod table;
 pub mod view;
 
