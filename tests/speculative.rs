@@ -111,6 +111,24 @@ fn greedy_speculative_tokens_are_the_targets_own_with_any_draft() {
 }
 
 #[test]
+fn sampled_speculative_decoding_is_reproducible_and_counts_what_it_kept() {
+    device::select(DeviceKind::Cpu).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let target = PreparedModel::load(model(tmp.path(), "t", Arch::Llama, None, 3).to_str().unwrap()).unwrap();
+    let draft = PreparedModel::load(model(tmp.path(), "d", Arch::Llama, None, 5).to_str().unwrap()).unwrap();
+    let (target, draft) = (target.loaded.model.as_ref(), draft.loaded.model.as_ref());
+    let sampled = |seed| GenerateOptions { sampling: Sampling::Random { temperature: 1.0, top_p: 0.9, seed }, ..options(14, None) };
+    let (a, flags, stats) = speculative(target, draft, &prompt(8), &sampled(1), 3);
+    let (b, _, _) = speculative(target, draft, &prompt(8), &sampled(1), 3);
+    assert_eq!(a, b, "the same seed draws the same tokens");
+    assert_eq!(a.len(), 14);
+    assert!(a.iter().all(|&t| t < 512));
+    assert_eq!(stats.accepted_tokens, flags.iter().filter(|f| **f).count());
+    let emitted: usize = 14;
+    assert_eq!(stats.mean_accepted_length, Some(emitted as f64 / stats.verify_steps as f64));
+}
+
+#[test]
 fn our_tokens_and_acceptance_equal_mlx_lms_speculative_generate_step() {
     device::select(DeviceKind::Cpu).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -260,4 +278,10 @@ fn run_with_a_draft_model_records_acceptance_and_speedup_per_k() {
     assert_eq!((a.acceptance_rate, a.speedup, &a.verify_cost_ms), (b.acceptance_rate, b.speedup, &b.verify_cost_ms));
     let md = mlxbench::report::Printable::render(records.as_slice(), mlxbench::report::Format::Md).unwrap();
     assert!(md.contains("Speculative decoding") && md.contains("acceptance"), "{md}");
+    // The HTML page plots the speed-up and the acceptance against k (two values of k here).
+    let page = mlxbench::report::html::render_html(&records, &[]).unwrap();
+    for title in ["speculative speed-up over plain decoding against k", "draft acceptance rate against k"] {
+        assert!(page.contains(&format!("<figcaption>{title}</figcaption>")), "{title}");
+    }
+    assert!(page.contains("Speculative decoding"));
 }

@@ -49,5 +49,5 @@ for pair in "draft:$models/draft" "self:$models/target"; do
   cat "$out/$name.md"
   echo "$name done after $(( $(date +%s) - start )) s"
 done
-"$MLXBENCH" report "$out/draft.json" "$out/self.json" -o "$out/report.html" && echo "report: $out/report.html"
+"$MLXBENCH" report "$out/draft.json" "$out/self.json" -o "$out/report.html"
 echo "total $(( $(date +%s) - start )) s"

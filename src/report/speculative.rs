@@ -61,7 +61,7 @@ pub fn speculative_table(records: &[RunRecord], settings: Vec<Column>) -> Option
     ));
     let notes = vec![
         "acceptance: accepted ÷ drafted tokens; accepted length: tokens per verify step, the target's bonus token included (k + 1 at most);".into(),
-        "speed-up: median generation t/s over the same setting's without a draft (trials interleaved), with its 95% bootstrap interval;".into(),
+        "speed-up: median decode t/s after the first verify step over the same setting's generation t/s without a draft (trials interleaved), with its 95% bootstrap interval;".into(),
         "predicted: E(α, k) × V(1) ÷ (k × draft ms per token + V(k+1)), E = (1 − α^(k+1)) ÷ (1 − α), V = the verify-cost curve (README).".into(),
     ];
     Some(Table { title: Some("Speculative decoding".into()), columns, notes })
