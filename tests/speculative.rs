@@ -200,6 +200,33 @@ fn caches_trim_as_mlx_lms() {
     assert_eq!(cache::trim_caches(&mut caches, 1), 0, "an untrimmable cache is left alone");
 }
 
+/// `from`'s tokenizer less its last token (and its merges) written into `to`: a tokenizer of
+/// another vocabulary size.
+fn write_cut_tokenizer(from: &Path, to: &Path) {
+    let mut cut: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(from.join("tokenizer.json")).unwrap()).unwrap();
+    let vocab = cut["model"]["vocab"].as_object_mut().unwrap();
+    let last = vocab.iter().max_by_key(|(_, id)| id.as_u64()).map(|(t, _)| t.clone()).unwrap();
+    vocab.remove(&last);
+    cut["model"]["merges"] = serde_json::json!([]);
+    std::fs::write(to.join("tokenizer.json"), cut.to_string()).unwrap();
+}
+
+#[test]
+fn run_refuses_a_draft_of_another_vocabulary_before_loading_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = model(tmp.path(), "target", Arch::Llama, None, 3);
+    let draft = model(tmp.path(), "draft", Arch::Llama, None, 5);
+    write_cut_tokenizer(&target, &draft);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlxbench"))
+        .args(["run", "--device", "cpu", "--no-save", "--model", target.to_str().unwrap(), "--draft-model", draft.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(target.to_str().unwrap()) && err.contains(draft.to_str().unwrap()) && err.contains("vocabulary"), "{err}");
+    assert!(!err.contains("loading"), "refused before any model loads: {err}");
+}
+
 #[test]
 fn refusals_name_what_is_wrong() {
     device::select(DeviceKind::Cpu).unwrap();
@@ -224,13 +251,7 @@ fn refusals_name_what_is_wrong() {
     check_draft("target-m", &ours, "draft-m", &ours).unwrap();
     let small = tmp.path().join("small-vocab");
     std::fs::create_dir_all(&small).unwrap();
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer.json")).unwrap()).unwrap();
-    let mut cut = json.clone();
-    let vocab = cut["model"]["vocab"].as_object_mut().unwrap();
-    let last = vocab.iter().max_by_key(|(_, id)| id.as_u64()).map(|(t, _)| t.clone()).unwrap();
-    vocab.remove(&last);
-    cut["model"]["merges"] = serde_json::json!([]);
-    std::fs::write(small.join("tokenizer.json"), cut.to_string()).unwrap();
+    write_cut_tokenizer(&dir, &small);
     let theirs = Tokenizer::from_dir(&small).unwrap();
     let err = check_draft("target-m", &ours, "draft-m", &theirs).unwrap_err().to_string();
     assert!(err.contains("target-m") && err.contains("draft-m") && err.contains("vocabulary"), "{err}");
