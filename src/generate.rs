@@ -75,7 +75,7 @@ pub struct Generation<'m> {
 }
 
 /// Log-probabilities from logits, over the last axis.
-fn log_softmax(logits: &Array) -> Result<Array> {
+pub(crate) fn log_softmax(logits: &Array) -> Result<Array> {
     Ok(logits.subtract(logsumexp_axis(logits, -1, true)?)?)
 }
 
@@ -104,7 +104,7 @@ impl Sampling {
     }
 
     /// Token ids `[B]` from log-probabilities `[B, vocab]` at decode step `step`.
-    fn sample(&self, logprobs: &Array, step: usize) -> Result<Array> {
+    pub(crate) fn sample(&self, logprobs: &Array, step: usize) -> Result<Array> {
         match *self {
             Sampling::Greedy => Ok(argmax_axis(logprobs, -1, None)?),
             Sampling::Random { temperature, top_p, seed } => {

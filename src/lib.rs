@@ -6,7 +6,8 @@
 //!   `report` (formats, printers, results files) and `gate` (the Criterion regression gate) above
 //!   it reading what it produces;
 //! - `measure` (trials, metrics, statistics);
-//! - `generate` (prefill and decode, knowing nothing of time);
+//! - `generate` (prefill and decode, knowing nothing of time), `speculative` (a draft model's
+//!   proposals verified by the target);
 //! - `models`, `cache`;
 //! - `distributed` (MLX's groups and collectives, and how a model is split over them);
 //! - `device`, `weights`, `config`, `hub`, `tokenizer`, `prompt`, and leaf helpers (`choice`,
@@ -35,6 +36,7 @@ pub mod report;
 pub mod rng;
 pub mod selftest;
 pub mod serve;
+pub mod speculative;
 pub mod synth;
 pub mod tokenizer;
 pub mod units;

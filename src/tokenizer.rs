@@ -44,6 +44,17 @@ impl Tokenizer {
         ids
     }
 
+    /// Tokens in the vocabulary, added tokens excluded (what mlx-lm's tokenizer `vocab_size`
+    /// counts).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(false)
+    }
+
+    /// Whether `other` maps every token, added ones included, to the same id.
+    pub fn same_vocabulary(&self, other: &Tokenizer) -> bool {
+        self.inner.get_vocab(true) == other.inner.get_vocab(true)
+    }
+
     /// The id of a token given by its text (e.g. the eos token in tokenizer_config.json).
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)

@@ -21,7 +21,7 @@ use mlxbench::{
 };
 
 fn point(model: &str, kv_bits: Option<i32>, n_prompt: usize, n_generate: usize) -> RunPoint {
-    RunPoint { model: model.into(), kv_bits, batch: 1, depth: 0, n_prompt, n_generate, engine: Engine::Mlxbench }
+    RunPoint { model: model.into(), kv_bits, batch: 1, depth: 0, n_prompt, n_generate, engine: Engine::Mlxbench, draft: None }
 }
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -241,6 +241,8 @@ fn a_session_loads_each_model_once_and_records_every_point() {
         n_prompt: vec![8],
         n_generate: vec![3],
         engines: vec![Engine::Mlxbench],
+        draft_model: None,
+        num_draft_tokens: Vec::new(),
     };
     let mut observer = Counting::default();
     let settings = Settings { warmup: 1, repeats: Repeats::Fixed(2), ..Settings::default() };

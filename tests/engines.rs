@@ -44,11 +44,12 @@ fn both_engines_generate_the_same_tokens_from_the_same_prompt_ids() {
             n_prompt: 24,
             n_generate: 12,
             engine: mlxbench::bench::Engine::Mlxbench,
+            draft: None,
         };
         let prompt = model.prompts(settings.prompt_kind, depth + 24, 1, 0).unwrap();
         let options = settings.generate_options(&point);
         let ours = run_trial(model.loaded.model.as_ref(), &prompt, depth, &options).unwrap();
-        let theirs = mlx_lm.trial(&prompt, depth, &options).unwrap();
+        let theirs = mlx_lm.trial(&prompt, depth, &options, None).unwrap();
         let our_tokens: Vec<u32> = ours.generated.iter().map(|step| step[0]).collect();
         assert_eq!(our_tokens, theirs.tokens, "kv {kv_bits:?} depth {depth}");
         assert_eq!(theirs.timings.token_times.len(), 12);
@@ -59,7 +60,7 @@ fn both_engines_generate_the_same_tokens_from_the_same_prompt_ids() {
     }
     // Batches are refused with a reason that reads as unsupported.
     let batch = model.prompts(settings.prompt_kind, 8, 2, 0).unwrap();
-    let err = mlx_lm.trial(&batch, 0, &mlxbench::generate::GenerateOptions::default()).err().unwrap();
+    let err = mlx_lm.trial(&batch, 0, &mlxbench::generate::GenerateOptions::default(), None).err().unwrap();
     assert_eq!(mlxbench::bench::Status::of_failure(&err), Status::Unsupported, "{err}");
 }
 

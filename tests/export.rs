@@ -16,7 +16,7 @@ use serde_json::Value;
 
 /// Three configurations (kv-bits none, 8, 4: 2, 2.5 and 3 ms per token) and one that failed.
 fn records() -> Vec<RunRecord> {
-    let point = |kv_bits| RunPoint { model: "/m/l1b".into(), kv_bits, batch: 1, depth: 0, n_prompt: 65, n_generate: 33, engine: Engine::Mlxbench };
+    let point = |kv_bits| RunPoint { model: "/m/l1b".into(), kv_bits, batch: 1, depth: 0, n_prompt: 65, n_generate: 33, engine: Engine::Mlxbench, draft: None };
     let mut out: Vec<RunRecord> = [(None, 2000), (Some(8), 2500), (Some(4), 3000)]
         .into_iter()
         .map(|(bits, gap)| {

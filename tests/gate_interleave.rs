@@ -29,7 +29,7 @@ fn block(gap_us: u64, peak_bytes: u64) -> Vec<RunRecord> {
         };
         TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: peak_bytes, ..TrialMemory::default() })
     };
-    let point = RunPoint { model: "/m/l1b".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 65, n_generate: 33, engine: Engine::Mlxbench };
+    let point = RunPoint { model: "/m/l1b".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 65, n_generate: 33, engine: Engine::Mlxbench, draft: None };
     vec![RunRecord::new(point, run_context(3), Ok(vec![trial(), trial(), trial()]), None, None)]
 }
 

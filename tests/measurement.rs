@@ -133,6 +133,8 @@ fn spec() -> Axes {
         n_prompt: vec![128, 1024],
         n_generate: vec![32],
         engines: vec![Engine::Mlxbench],
+        draft_model: None,
+        num_draft_tokens: Vec::new(),
     }
 }
 
@@ -144,7 +146,7 @@ fn sweep_is_the_product_with_each_model_contiguous() {
     assert!(runs[..first_b].iter().all(|r| r.model == "a"));
     assert!(runs[first_b..].iter().all(|r| r.model == "b"));
     // Within a model, kv bits vary slowest, prompt length fastest (after generation length).
-    assert_eq!(runs[0], RunPoint { model: "a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 128, n_generate: 32, engine: Engine::Mlxbench });
+    assert_eq!(runs[0], RunPoint { model: "a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 128, n_generate: 32, engine: Engine::Mlxbench, draft: None });
     assert_eq!(runs[1].n_prompt, 1024);
     assert_eq!(runs[2].depth, 512);
     assert_eq!(runs[4].kv_bits, Some(8));
@@ -180,7 +182,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         })
         .collect();
     RunRecord {
-        point: RunPoint { model: model.into(), kv_bits: Some(4), batch: 1, depth: 0, n_prompt: 129, n_generate: 33, engine: Engine::Mlxbench },
+        point: RunPoint { model: model.into(), kv_bits: Some(4), batch: 1, depth: 0, n_prompt: 129, n_generate: 33, engine: Engine::Mlxbench, draft: None },
         context: run_context(trials.len()),
         status,
         error: (status != Status::Ok).then(|| "out of memory, \"quoted\", | piped\nand two lines".into()),
@@ -196,6 +198,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         cold_trial: None,
         memory_drift: None,
         distributed: None,
+        speculative: None,
     }
 }
 
@@ -464,7 +467,7 @@ fn memory_drift_is_a_least_squares_slope_with_its_interval() {
             TrialMetrics::from_timings(&timings(1, 9, 3, 10, 20, 40), memory)
         })
         .collect();
-    let point = RunPoint { model: "m".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 9, n_generate: 3, engine: Engine::Mlxbench };
+    let point = RunPoint { model: "m".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 9, n_generate: 3, engine: Engine::Mlxbench, draft: None };
     let record = RunRecord::new(point, run_context(10), Ok(trials), None, None);
     assert_eq!(record.memory_drift.unwrap().slope, 1000.0);
     assert_eq!(record.leaks(8_999), Some(true));

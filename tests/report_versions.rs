@@ -23,7 +23,7 @@ fn sweep(context: &RunContext, gap_us: u64) -> Vec<RunRecord> {
     [64, 128]
         .into_iter()
         .map(|n_prompt| {
-            let point = RunPoint { model: "/m/l1b".into(), kv_bits: None, batch: 1, depth: 0, n_prompt, n_generate: 33, engine: Engine::Mlxbench };
+            let point = RunPoint { model: "/m/l1b".into(), kv_bits: None, batch: 1, depth: 0, n_prompt, n_generate: 33, engine: Engine::Mlxbench, draft: None };
             RunRecord::new(point, context.clone(), Ok([gap_us - 50, gap_us, gap_us + 50].map(|gap| synthetic_trial(gap, 1_000_000)).to_vec()), None, None)
         })
         .collect()

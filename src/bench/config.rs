@@ -58,6 +58,8 @@ impl Default for BenchConfig {
                 n_prompt: vec![128],
                 n_generate: vec![32],
                 engines: vec![Engine::Mlxbench],
+                draft_model: None,
+                num_draft_tokens: Vec::new(),
             },
             sample_size: 10,
             measurement_time: 3.0,

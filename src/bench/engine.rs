@@ -58,6 +58,8 @@ pub struct MlxLmTrial {
     pub memory: TrialMemory,
     /// The generated ids (one sequence).
     pub tokens: Vec<u32>,
+    /// With a draft model: mlx-lm's `from_draft` flag of each token.
+    pub from_draft: Vec<bool>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +72,8 @@ struct TrialReply {
     active_memory_bytes: u64,
     cache_memory_bytes: u64,
     kv_cache_bytes: u64,
+    #[serde(default)]
+    from_draft: Vec<bool>,
 }
 
 impl MlxLmProcess {
@@ -141,12 +145,20 @@ impl MlxLmProcess {
         serde_json::from_value(reply).map_err(|e| format!("mlx-lm engine: a load reply: {e}"))
     }
 
-    /// One trial of `prompt` (batch 1) with `depth` tokens of untimed context.
+    /// Loads the draft model in `dir` for speculative trials, replacing the previous one.
+    pub fn load_draft(&mut self, dir: &Path) -> Result<LoadStats, String> {
+        let reply = self.request(&json!({"op": "load_draft", "model": dir}))?;
+        serde_json::from_value(reply).map_err(|e| format!("mlx-lm engine: a load reply: {e}"))
+    }
+
+    /// One trial of `prompt` (batch 1) with `depth` tokens of untimed context; with
+    /// `num_draft_tokens`, through mlx-lm's speculative path with the loaded draft.
     pub fn trial(
         &mut self,
         prompt: &Tokens,
         depth: usize,
         options: &GenerateOptions,
+        num_draft_tokens: Option<usize>,
     ) -> Result<MlxLmTrial, String> {
         if prompt.batch() != 1 {
             return Err(format!(
@@ -165,6 +177,7 @@ impl MlxLmProcess {
             "kv_group_size": kv.kv_group_size,
             "quantized_kv_start": kv.quantized_kv_start,
             "max_kv_size": kv.max_kv_size,
+            "num_draft_tokens": num_draft_tokens,
         }))?;
         let r: TrialReply = serde_json::from_value(reply).map_err(|e| format!("mlx-lm engine: a trial reply: {e}"))?;
         let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
@@ -184,6 +197,7 @@ impl MlxLmProcess {
                 kv_cache_bytes: r.kv_cache_bytes,
             },
             tokens: r.tokens,
+            from_draft: r.from_draft,
         })
     }
 }

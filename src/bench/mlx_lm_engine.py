@@ -11,6 +11,12 @@ stdin, one reply on stdout. Replies: {"ok": ...} or {"error": "one line"}. Reque
   {"op": "trial", "prompt": [ids], "depth": D, "n_generate": N, "prefill_step_size": S,
    "kv_bits": B|null, "kv_group_size": G, "quantized_kv_start": Q, "max_kv_size": K|null}
                                            -> timestamps (seconds from t = 0) and memory
+  {"op": "load_draft", "model": DIR}       -> loads a draft model for speculative decoding
+                                              (replacing the previous one): load_ms, ...
+  {"op": "trial", ..., "num_draft_tokens": K} -> the same through mlx-lm's
+                                              speculative_generate_step with the draft, and
+                                              "from_draft" per token (no prefill time: that
+                                              generator has no progress callback)
   {"op": "quit"}
 
 Loading is mlx-lm's `load_model` (weights evaluated, as `load` does without the tokenizer: the
@@ -59,7 +65,7 @@ def main():
     try:
         import mlx.core as mx
         import mlx_lm
-        from mlx_lm.generate import generate_step
+        from mlx_lm.generate import generate_step, speculative_generate_step
         from mlx_lm.models.cache import make_prompt_cache
         from mlx_lm.utils import load_model
     except Exception as err:  # ImportError and whatever a broken install raises
@@ -67,6 +73,7 @@ def main():
         return
 
     model = None
+    draft = None
     stream = None
 
     def greedy(logprobs):
@@ -94,6 +101,8 @@ def main():
 
         token_times = []
         tokens = []
+        if req.get("num_draft_tokens"):
+            return speculative_trial(req, ids, depth, cache)
         steps = generate_step(
             prompt,
             model,
@@ -121,6 +130,49 @@ def main():
             "kv_cache_bytes": sum(c.nbytes for c in cache),
         }
 
+    def speculative_trial(req, ids, depth, cache):
+        # The target's cache came prefilled with the context above; the draft's gets the same.
+        draft_cache = make_prompt_cache(draft, max_kv_size=req["max_kv_size"])
+        prompt = mx.array(ids, dtype=mx.uint32)
+        if depth > 0:
+            draft(prompt[:depth][None], cache=draft_cache)
+            mx.eval([c.state for c in draft_cache])
+            prompt = prompt[depth:]
+        mx.eval(prompt)
+        mx.clear_cache()
+        mx.reset_peak_memory()
+        start = time.perf_counter()
+        token_times, tokens, from_draft = [], [], []
+        steps = speculative_generate_step(
+            prompt,
+            model,
+            draft,
+            stream,
+            num_draft_tokens=req["num_draft_tokens"],
+            max_tokens=req["n_generate"],
+            sampler=greedy,
+            prompt_cache=cache + draft_cache,
+            prefill_step_size=req["prefill_step_size"],
+            kv_bits=req["kv_bits"],
+            kv_group_size=req["kv_group_size"],
+            quantized_kv_start=req["quantized_kv_start"],
+        )
+        for token, _, drafted in steps:
+            token_times.append(time.perf_counter() - start)
+            tokens.append(int(token))
+            from_draft.append(bool(drafted))
+        return {
+            "n_prompt": len(ids) - depth,
+            "prefill_done": 0.0,
+            "token_times": token_times,
+            "tokens": tokens,
+            "from_draft": from_draft,
+            "peak_memory_bytes": mx.get_peak_memory(),
+            "active_memory_bytes": mx.get_active_memory(),
+            "cache_memory_bytes": mx.get_cache_memory(),
+            "kv_cache_bytes": sum(c.nbytes for c in cache + draft_cache),
+        }
+
     for line in sys.stdin:
         try:
             req = json.loads(line)
@@ -139,9 +191,19 @@ def main():
                 model, _ = load_model(Path(req["model"]))
                 reply({"ok": {"load_ms": (time.perf_counter() - start) * 1e3,
                               "load_peak_memory_bytes": mx.get_peak_memory()}})
+            elif op == "load_draft":
+                draft = None
+                mx.clear_cache()
+                mx.reset_peak_memory()
+                start = time.perf_counter()
+                draft, _ = load_model(Path(req["model"]))
+                reply({"ok": {"load_ms": (time.perf_counter() - start) * 1e3,
+                              "load_peak_memory_bytes": mx.get_peak_memory()}})
             elif op == "trial":
                 if model is None:
                     reply({"error": "no model loaded"})
+                elif req.get("num_draft_tokens") and draft is None:
+                    reply({"error": "no draft model loaded"})
                 else:
                     reply({"ok": trial(req)})
             elif op == "quit":

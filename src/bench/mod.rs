@@ -16,7 +16,7 @@ pub mod session;
 pub mod settings;
 
 pub use config::BenchConfig;
-pub use plan::{kv_label, Axes, RunPoint};
+pub use plan::{kv_label, Axes, DraftSetting, RunPoint};
 pub use record::{group_speedups, ModelSize, RunContext, RunRecord, Status};
 pub use session::{guarded, Observer, PreparedModel, Session, Silent, TrialKind};
 pub use engine::Engine;

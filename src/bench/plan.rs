@@ -22,6 +22,17 @@ pub struct Axes {
     pub n_generate: Vec<usize>,
     /// The engines each setting runs on; their trials interleave (see `Session`).
     pub engines: Vec<Engine>,
+    /// Speculative decoding: the draft model and the tokens it proposes per step (each `k` a
+    /// point, beside the same setting without a draft, their trials interleaved).
+    pub draft_model: Option<String>,
+    pub num_draft_tokens: Vec<usize>,
+}
+
+/// A point's draft model and how many tokens it proposes per verify step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftSetting {
+    pub draft_model: String,
+    pub num_draft_tokens: usize,
 }
 
 /// One point of a sweep.
@@ -37,12 +48,21 @@ pub struct RunPoint {
     /// Absent in files written before engines existed: mlxbench's own.
     #[serde(default)]
     pub engine: Engine,
+    /// Speculative decoding's draft; `None`: plain decoding.
+    #[serde(default, flatten, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftSetting>,
 }
 
 impl RunPoint {
     /// Whether `other` is the same setting, whatever its engine.
     pub fn same_setting(&self, other: &RunPoint) -> bool {
         RunPoint { engine: other.engine, ..self.clone() } == *other
+    }
+
+    /// Whether `other` is the same setting, whatever its engine and draft: the points measured
+    /// together, trial by trial (a draft's speed-up is over its neighbour without one).
+    pub fn same_group(&self, other: &RunPoint) -> bool {
+        RunPoint { engine: other.engine, draft: other.draft.clone(), ..self.clone() } == *other
     }
 }
 
@@ -59,8 +79,8 @@ fn unique<T: PartialEq + Clone>(values: &[T]) -> Vec<T> {
 
 impl Axes {
     /// All points: models outermost (one load each), then kv bits, batch, depth, prompt length,
-    /// generation length and engine (innermost, so a setting's engines are neighbours). Repeated
-    /// values in a list are run once.
+    /// generation length, draft (none, then each `k`) and engine (innermost, so a setting's
+    /// engines are neighbours). Repeated values in a list are run once.
     pub fn expand(&self) -> Result<Vec<RunPoint>> {
         for (name, empty) in [
             ("--model", self.models.is_empty()),
@@ -70,11 +90,26 @@ impl Axes {
             ("--n-prompt", self.n_prompt.is_empty()),
             ("--n-generate", self.n_generate.is_empty()),
             ("--engine", self.engines.is_empty()),
+            ("--num-draft-tokens", self.draft_model.is_some() && self.num_draft_tokens.is_empty()),
         ] {
             if empty {
                 return Err(Error::InvalidOption(format!("{name} needs at least one value")));
             }
         }
+        if let Some(k) = self.num_draft_tokens.iter().find(|k| **k == 0) {
+            return Err(Error::InvalidOption(format!("--num-draft-tokens {k}: a draft proposes at least 1 token")));
+        }
+        if self.draft_model.is_none() && !self.num_draft_tokens.is_empty() {
+            return Err(Error::InvalidOption("--num-draft-tokens needs --draft-model".into()));
+        }
+        // Without a draft first, then each k: the baseline of the speed-up is the first point.
+        let drafts: Vec<Option<DraftSetting>> = std::iter::once(None)
+            .chain(self.draft_model.iter().flat_map(|draft| {
+                unique(&self.num_draft_tokens)
+                    .into_iter()
+                    .map(|k| Some(DraftSetting { draft_model: draft.clone(), num_draft_tokens: k }))
+            }))
+            .collect();
         let mut runs = Vec::new();
         for model in unique(&self.models) {
             for &kv_bits in &unique(&self.kv_bits) {
@@ -82,8 +117,11 @@ impl Axes {
                     for &depth in &unique(&self.depth) {
                         for &n_prompt in &unique(&self.n_prompt) {
                             for &n_generate in &unique(&self.n_generate) {
-                                for &engine in &unique(&self.engines) {
-                                    runs.push(RunPoint { model: model.clone(), kv_bits, batch, depth, n_prompt, n_generate, engine });
+                                for draft in &drafts {
+                                    for &engine in &unique(&self.engines) {
+                                        let draft = draft.clone();
+                                        runs.push(RunPoint { model: model.clone(), kv_bits, batch, depth, n_prompt, n_generate, engine, draft });
+                                    }
                                 }
                             }
                         }

@@ -14,6 +14,7 @@ use crate::{
     distributed::GroupInfo,
     hwinfo::HardwareInfo,
     measure::{
+        speculative::SpeculativeSummary,
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
         stats::{linear_fit, ratio_of_medians_interval, seed_for, LinearFit},
         MetricSummaries, Summary, TrialMetrics,
@@ -191,6 +192,10 @@ pub struct RunRecord {
     /// Measured by a tensor-parallel group: its backend, size and every rank's peak memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<GroupInfo>,
+    /// With a draft model: acceptance, speed-up over the same setting without a draft, the
+    /// verify-cost curve and the speed-up it predicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<SpeculativeSummary>,
 }
 
 /// Loading a model: from its files to its weights evaluated on the device.
@@ -217,6 +222,7 @@ impl RunRecord {
         };
         let summary = (!trials.is_empty()).then(|| MetricSummaries::of(&trials));
         let memory_drift = linear_fit(&trials_active_memory(&trials));
+        let speculative = SpeculativeSummary::of(&trials);
         let decode_gbps = summary.as_ref().and_then(|s| {
             let tps = s.generation_tps_per_sequence.as_ref()?.median;
             let kv = s.kv_cache_bytes.as_ref()?.median as u64;
@@ -239,6 +245,7 @@ impl RunRecord {
             cold_trial: None,
             memory_drift,
             distributed: None,
+            speculative,
         }
     }
 }

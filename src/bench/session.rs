@@ -22,11 +22,19 @@ use crate::{
     error::{Error, Result},
     hub,
     hwinfo::{telemetry::GpuMonitor, thermal},
-    measure::{run_trial, MetricSummaries, TrialMetrics},
+    measure::{
+        run_trial,
+        speculative::{run_speculative_trial, steps_from_flags, verify_cost_curve, SpeculativeTrial, TimedStep},
+        stats::seed_for,
+        MetricSummaries, TrialMetrics,
+    },
     models::{self, LoadedModel},
     prompt::{build_prompts, PromptKind, Tokens},
     tokenizer::Tokenizer,
 };
+
+/// Timed passes per token count of the verify-cost curve (after one untimed pass each).
+const VERIFY_COST_REPEATS: usize = 5;
 
 /// A model ready to run: weights on the device, its tokenizer, and the size of its weight files.
 pub struct PreparedModel {
@@ -129,6 +137,9 @@ struct LoadedForEngines {
     ours: Option<Result<PreparedModel, String>>,
     /// How the mlx-lm engine loaded it, when a point of this model runs there.
     mlx_lm: Option<Result<LoadStats, String>>,
+    /// The draft model of this model's speculative points: mlxbench's, and the mlx-lm engine's.
+    draft: Option<Result<PreparedModel, String>>,
+    draft_mlx_lm: Option<Result<LoadStats, String>>,
 }
 
 impl LoadedForEngines {
@@ -200,11 +211,13 @@ impl<'o> Session<'o> {
         let mut start = 0;
         while start < points.len() && !stop_requested() {
             let first = &points[start];
-            let end = start + points[start..].iter().take_while(|p| p.same_setting(first)).count();
+            let end = start + points[start..].iter().take_while(|p| p.same_group(first)).count();
             if model.as_ref().is_none_or(|m| m.spec != first.model) {
                 drop(model.take()); // free the previous model before loading the next
-                let engines: Vec<Engine> = points[start..].iter().take_while(|p| p.model == first.model).map(|p| p.engine).collect();
-                model = Some(self.load(&first.model, &engines));
+                let of_model: Vec<&RunPoint> = points[start..].iter().take_while(|p| p.model == first.model).collect();
+                let engines: Vec<Engine> = of_model.iter().map(|p| p.engine).collect();
+                let draft = of_model.iter().find_map(|p| p.draft.as_ref()).map(|d| d.draft_model.clone());
+                model = Some(self.load(&first.model, &engines, draft.as_deref()));
             }
             let loaded = model.as_ref().expect("loaded above");
             let Some(measured) = self.measure_setting(loaded, &points[start..end]) else { break };
@@ -220,8 +233,8 @@ impl<'o> Session<'o> {
         Ok(records)
     }
 
-    /// Loads `spec` for each engine in `engines`.
-    fn load(&mut self, spec: &str, engines: &[Engine]) -> LoadedForEngines {
+    /// Loads `spec` for each engine in `engines`, and `draft` beside it when given.
+    fn load(&mut self, spec: &str, engines: &[Engine], draft: Option<&str>) -> LoadedForEngines {
         self.observer.loading(spec);
         self.cold_pending = true;
         let ours = engines.contains(&Engine::Mlxbench).then(|| guarded(|| PreparedModel::load(spec)));
@@ -240,7 +253,12 @@ impl<'o> Session<'o> {
             let dir = prompter.as_ref().map_err(Clone::clone)?.0.clone();
             self.mlx_lm_process()?.load(&dir)
         });
-        LoadedForEngines { spec: spec.to_string(), prompter, tokenizer, ours, mlx_lm }
+        let own_draft = draft.filter(|_| engines.contains(&Engine::Mlxbench)).map(|d| guarded(|| PreparedModel::load(d)));
+        let draft_mlx_lm = draft.filter(|_| engines.contains(&Engine::MlxLm)).map(|d| {
+            let dir = guarded(|| hub::resolve(d))?;
+            self.mlx_lm_process()?.load_draft(&dir)
+        });
+        LoadedForEngines { spec: spec.to_string(), prompter, tokenizer, ours, mlx_lm, draft: own_draft, draft_mlx_lm }
     }
 
     /// The mlx-lm engine, started on first use; its start-up error, once, for every later use.
@@ -294,15 +312,16 @@ impl<'o> Session<'o> {
         let outcomes = match &prompt {
             Err(message) => points.iter().map(|_| Err(message.clone())).collect(),
             Ok(prompt) => self.interleaved(points, prompt, &mut |engine, session, point, prompt| match engine {
-                Engine::Mlxbench => match &model.ours {
-                    Some(Ok(ours)) => session.own_trial(ours, point, prompt),
-                    Some(Err(message)) => Err(message.clone()),
-                    None => unreachable!("loaded for every engine its points use"),
+                Engine::Mlxbench => match (&model.ours, point.draft.as_ref().map(|_| &model.draft)) {
+                    (Some(Ok(ours)), None) => session.own_trial(ours, point, prompt),
+                    (Some(Ok(ours)), Some(Some(Ok(draft)))) => session.own_speculative_trial(ours, draft, point, prompt),
+                    (Some(Err(message)), _) | (_, Some(Some(Err(message)))) => Err(message.clone()),
+                    _ => unreachable!("loaded for every engine its points use"),
                 },
-                Engine::MlxLm => match &model.mlx_lm {
-                    Some(Ok(_)) => session.mlx_lm_trial(point, prompt),
-                    Some(Err(message)) => Err(message.clone()),
-                    None => unreachable!("loaded for every engine its points use"),
+                Engine::MlxLm => match (&model.mlx_lm, point.draft.as_ref().map(|_| &model.draft_mlx_lm)) {
+                    (Some(Ok(_)), None | Some(Some(Ok(_)))) => session.mlx_lm_trial(point, prompt),
+                    (Some(Err(message)), _) | (_, Some(Some(Err(message)))) => Err(message.clone()),
+                    _ => unreachable!("loaded for every engine its points use"),
                 },
             })?,
         };
@@ -321,7 +340,36 @@ impl<'o> Session<'o> {
                 record
             })
             .collect();
-        Some(records)
+        Some(self.with_speculative_measures(model, records, prompt.as_ref().ok()))
+    }
+
+    /// Each speculative record with its speed-up over the record of the same setting and engine
+    /// without a draft (measured interleaved with it) and, on mlxbench's engine, the target's
+    /// verify-cost curve for T = 1…k+1 at the setting's context.
+    fn with_speculative_measures(&self, model: &LoadedForEngines, mut records: Vec<RunRecord>, prompt: Option<&Tokens>) -> Vec<RunRecord> {
+        let most_k = records.iter().filter_map(|r| r.point.draft.as_ref()).map(|d| d.num_draft_tokens).max();
+        let curve = match (most_k, &model.ours, prompt, records.first()) {
+            (Some(k), Some(Ok(ours)), Some(prompt), Some(first)) if records.iter().any(|r| r.point.engine == Engine::Mlxbench) => {
+                let options = self.settings.generate_options(&first.point);
+                guarded(|| verify_cost_curve(ours.loaded.model.as_ref(), prompt, &options, k + 1, VERIFY_COST_REPEATS)).ok()
+            }
+            _ => None,
+        };
+        let baselines: Vec<(RunPoint, Vec<TrialMetrics>)> =
+            records.iter().filter(|r| r.point.draft.is_none()).map(|r| (r.point.clone(), r.trials.clone())).collect();
+        for record in &mut records {
+            let (Some(summary), Some(draft)) = (record.speculative.take(), record.point.draft.as_ref()) else { continue };
+            let baseline = baselines.iter().find(|(p, _)| p.engine == record.point.engine);
+            let mut summary = match baseline {
+                Some((_, trials)) => summary.with_baseline(&record.trials, trials, seed_for(&format!("{:?}", record.point))),
+                None => summary,
+            };
+            if let (Engine::Mlxbench, Some(curve)) = (record.point.engine, &curve) {
+                summary = summary.with_verify_cost(curve[..(draft.num_draft_tokens + 1).min(curve.len())].to_vec());
+            }
+            record.speculative = Some(summary);
+        }
+        records
     }
 
     /// With `--cold` right after a load, one cold trial of each point; then the warmup trials and
@@ -417,11 +465,37 @@ impl<'o> Session<'o> {
         guarded(|| Ok(run_trial(model.loaded.model.as_ref(), prompt, point.depth, &options)?.metrics))
     }
 
-    /// One trial on the mlx-lm engine.
+    /// One speculative trial on mlxbench's engine: `model` verifies what `draft` proposes.
+    fn own_speculative_trial(
+        &mut self,
+        model: &PreparedModel,
+        draft: &PreparedModel,
+        point: &RunPoint,
+        prompt: &Tokens,
+    ) -> Result<TrialMetrics, String> {
+        let options = self.settings.generate_options(point);
+        let k = point.draft.as_ref().map_or(1, |d| d.num_draft_tokens);
+        guarded(|| {
+            let run = run_speculative_trial(model.loaded.model.as_ref(), draft.loaded.model.as_ref(), prompt, point.depth, &options, k)?;
+            Ok(run.metrics)
+        })
+    }
+
+    /// One trial on the mlx-lm engine (through its speculative path for a point with a draft).
     fn mlx_lm_trial(&mut self, point: &RunPoint, prompt: &Tokens) -> Result<TrialMetrics, String> {
         let options = self.settings.generate_options(point);
-        let trial = self.mlx_lm_process()?.trial(prompt, point.depth, &options)?;
-        Ok(TrialMetrics::from_timings(&trial.timings, trial.memory))
+        let k = point.draft.as_ref().map(|d| d.num_draft_tokens);
+        let trial = self.mlx_lm_process()?.trial(prompt, point.depth, &options, k)?;
+        let mut metrics = TrialMetrics::from_timings(&trial.timings, trial.memory);
+        if let Some(k) = k {
+            let steps: Vec<TimedStep> = steps_from_flags(&trial.from_draft, k, options.n_generate)
+                .into_iter()
+                .map(|outcome| TimedStep { outcome, draft: None, verify: None })
+                .collect();
+            let first_step = steps.first().map_or(0, |s| s.outcome.emitted);
+            metrics.speculative = Some(SpeculativeTrial::of(k, &steps).with_decode_rate(&metrics.token_ms, first_step));
+        }
+        Ok(metrics)
     }
 }
 

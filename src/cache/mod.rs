@@ -186,6 +186,35 @@ impl KvCache {
         }
     }
 
+    /// Whether [`Self::trim`] can drop tokens from the end (mlx-lm's `is_trimmable`): the plain
+    /// and quantized caches always, a rotating cache only while it has not wrapped (its offset
+    /// below `max_size`), since after that the oldest tokens are overwritten.
+    pub fn is_trimmable(&self) -> bool {
+        match self {
+            KvCache::Plain(_) | KvCache::Quantized(_) => true,
+            KvCache::Rotating(c) => c.offset < c.max_size,
+        }
+    }
+
+    /// Forgets the last `n` tokens (at most all of them) and returns how many were dropped, as
+    /// mlx-lm's `trim`: only the offset moves back; the buffers keep their contents and the next
+    /// update overwrites them.
+    pub fn trim(&mut self, n: i32) -> i32 {
+        match self {
+            KvCache::Plain(c) => {
+                let n = n.min(c.offset);
+                c.offset -= n;
+                n
+            }
+            KvCache::Quantized(c) => {
+                let n = n.min(c.offset);
+                c.offset -= n;
+                n
+            }
+            KvCache::Rotating(c) => c.trim_last(n),
+        }
+    }
+
     /// Turns a plain cache into a quantized one once it holds `quantized_kv_start` tokens
     /// (mlx-lm's `maybe_quantize_kv_cache`, called after each forward pass).
     pub fn maybe_quantize(&mut self, options: &KvCacheOptions) -> Result<()> {
@@ -195,6 +224,30 @@ impl KvCache {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether every layer's cache can be trimmed (mlx-lm's `can_trim_prompt_cache`).
+pub fn can_trim(caches: &[KvCache]) -> bool {
+    caches.iter().all(KvCache::is_trimmable)
+}
+
+/// Trims every layer's cache by `n` tokens and returns how many the first layer dropped; nothing
+/// (0) when some layer cannot be trimmed or there are no layers (mlx-lm's `trim_prompt_cache`).
+pub fn trim_caches(caches: &mut [KvCache], n: i32) -> i32 {
+    if !can_trim(caches) || caches.is_empty() {
+        return 0;
+    }
+    let trimmed: Vec<i32> = caches.iter_mut().map(|c| c.trim(n)).collect();
+    trimmed[0]
+}
+
+/// The name of a cache kind, as errors name it.
+pub fn kind_name(cache: &KvCache) -> &'static str {
+    match cache {
+        KvCache::Plain(_) => "PlainCache",
+        KvCache::Quantized(_) => "QuantizedCache",
+        KvCache::Rotating(_) => "RotatingCache",
     }
 }
 

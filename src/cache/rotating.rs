@@ -122,6 +122,16 @@ impl RotatingCache {
         }
     }
 
+    /// Forgets the last `n` tokens (at most all): the offset and the ring position move back, as
+    /// mlx-lm's `RotatingKVCache.trim`. Only meaningful while not wrapped (see
+    /// `KvCache::is_trimmable`).
+    pub fn trim_last(&mut self, n: i32) -> i32 {
+        let n = n.min(self.offset);
+        self.offset -= n;
+        self.idx -= n;
+        n
+    }
+
     pub fn make_mask(&self, n: i32) -> Result<Mask> {
         if n == 1 {
             return Ok(Mask::None);

@@ -126,14 +126,15 @@ impl TextOrJson {
 /// A configuration as warnings and progress lines name it: `model (engine, kv 4, p512 g128 b1 d0)`.
 pub fn point_label(p: &RunPoint) -> String {
     format!(
-        "{} ({}, kv {}, p{} g{} b{} d{})",
+        "{} ({}, kv {}, p{} g{} b{} d{}{})",
         p.model,
         p.engine,
         bits_or_none(p.kv_bits),
         p.n_prompt,
         p.n_generate,
         p.batch,
-        p.depth
+        p.depth,
+        p.draft.as_ref().map_or_else(String::new, |d| format!(", draft {} k{}", d.draft_model, d.num_draft_tokens))
     )
 }
 

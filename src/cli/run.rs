@@ -13,6 +13,8 @@ use mlxbench::{
         Axes, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
     },
     config::bits_or_none,
+    hub, speculative,
+    tokenizer::Tokenizer,
     device::{self, Backend, DeviceKind},
     hwinfo::{self, telemetry::GpuMonitor},
     measure::TrialMetrics,
@@ -30,7 +32,11 @@ const FORMATS: &[Format] = &[Format::Md, Format::Csv, Format::Json, Format::Json
 
 #[derive(Debug, Args)]
 #[command(after_long_help = "Lists (comma-separated) are accepted by --model, --n-prompt, --n-generate, --kv-bits, \
---batch and --depth; the sweep runs every combination, each model loaded once.\n\n\
+--batch, --depth and --num-draft-tokens; the sweep runs every combination, each model loaded once.\n\n\
+Speculative decoding: --draft-model D --num-draft-tokens 2,4,8 adds, beside each setting, one \
+configuration per k with D proposing k tokens per verify step (trials interleaved with the setting \
+without a draft): acceptance rate, accepted length, draft share, speed-up [95%], verify-cost curve \
+and predicted speed-up (README: Speculative decoding).\n\n\
 Metrics (see README): TTFT = prompt on the device -> first token on the host; prompt t/s = prefill \
 tokens / prefill time (the first token excluded); generation t/s = (tokens - 1) / (first -> last \
 token); peak memory = MLX's peak allocation, reset before each trial.\n\n\
@@ -60,6 +66,15 @@ pub struct RunArgs {
     /// and the table shows mlxbench ÷ mlx-lm with its interval.
     #[arg(help_heading = "Sweep (comma lists: every combination runs)", long = "engine", value_delimiter = ',', default_value = "mlxbench", value_parser = choice::<Engine>())]
     engines: Vec<Engine>,
+    /// Speculative decoding: a draft model (directory or repo id) proposes tokens that each model
+    /// verifies, as mlx-lm's --draft-model. Every setting runs without it too, interleaved, for
+    /// the speed-up. Its tokenizer must be the target's (checked before anything runs).
+    #[arg(help_heading = "Speculative decoding", long, value_parser = model_arg)]
+    draft_model: Option<String>,
+    /// Tokens the draft proposes per verify step (comma list, a sweep axis), as mlx-lm's
+    /// --num-draft-tokens.
+    #[arg(help_heading = "Speculative decoding", long, value_delimiter = ',', requires = "draft_model", default_value = "2", value_parser = clap::value_parser!(u64).range(1..))]
+    num_draft_tokens: Vec<u64>,
 
     /// Measured trials per configuration, or `auto`: trials until the 95% interval of the median
     /// decode rate is within --target-ci (at least 6, at most --max-time).
@@ -148,6 +163,11 @@ impl RunArgs {
             n_prompt: to_usize(&self.n_prompt),
             n_generate: to_usize(&self.n_generate),
             engines: self.engines.clone(),
+            draft_model: self.draft_model.clone(),
+            num_draft_tokens: match self.draft_model {
+                Some(_) => self.num_draft_tokens.iter().map(|&k| k as usize).collect(),
+                None => Vec::new(),
+            },
         }
     }
 
@@ -316,6 +336,17 @@ fn warn_throttled(records: &[RunRecord]) {
     }
 }
 
+/// Each target's tokenizer against the draft's (`speculative::check_draft`), before anything
+/// loads or runs.
+fn check_drafts(models: &[String], draft: &str) -> Result<()> {
+    let draft_tokenizer = Tokenizer::from_dir(&hub::resolve(draft)?)?;
+    for model in models {
+        let tokenizer = Tokenizer::from_dir(&hub::resolve(model)?)?;
+        speculative::check_draft(model, &tokenizer, draft, &draft_tokenizer)?;
+    }
+    Ok(())
+}
+
 fn default_output() -> PathBuf {
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
     PathBuf::from("results").join(format!("run-{stamp}.csv"))
@@ -327,6 +358,12 @@ pub fn run(args: RunArgs) -> Result<bool> {
     let device_kind = args.device.unwrap_or_else(device::default_kind);
     let settings = args.settings(device_kind)?;
     let points = args.axes().expand()?;
+    if let Some(draft) = &args.draft_model {
+        check_drafts(&args.model, draft)?;
+        if points.iter().any(|p| p.batch != 1) {
+            anyhow::bail!("--draft-model runs one sequence (batch 1), as mlx-lm's speculative decoding: drop --batch");
+        }
+    }
     let info = device::select(device_kind)?;
     let group = args.distributed.join()?;
     if group.is_some() && points.iter().any(|p| p.engine != Engine::Mlxbench) {

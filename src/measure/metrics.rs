@@ -122,6 +122,9 @@ pub struct TrialMetrics {
     /// The Mac's thermal state, the hotter of the trial's start and end (macOS only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thermal_state: Option<ThermalState>,
+    /// With a draft model: the acceptance measures of the trial's verify steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speculative: Option<super::speculative::SpeculativeTrial>,
 }
 
 fn per_second(count: usize, time: Duration) -> Option<f64> {
@@ -168,6 +171,7 @@ impl TrialMetrics {
             gpu: None,
             joules_per_token: None,
             thermal_state: None,
+            speculative: None,
         }
     }
 

@@ -3,9 +3,11 @@
 //!   MLX has finished) and one timed phase for the Criterion benches;
 //! - [`metrics`]: each metric defined once, as arithmetic on a trial's timestamps;
 //! - [`stats`]: the statistics every other module uses (summaries, median, percentiles, bootstrap).
+//! - [`speculative`]: a draft model's trials, acceptance measures and the verify-cost curve.
 //!
 //! It uses only `generate` and `device`; benches, sessions and reports sit above it.
 pub mod metrics;
+pub mod speculative;
 pub mod stats;
 mod trial;
 

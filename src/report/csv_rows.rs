@@ -86,11 +86,51 @@ pub struct CsvRow {
     /// The Mac's thermal state during the trial (macOS only; empty elsewhere).
     #[serde(default)]
     pub thermal_state: String,
+    /// Speculative decoding (empty without a draft): the draft model, its tokens per step, and the
+    /// configuration's measures (`measure::speculative::SpeculativeSummary`); lists are
+    /// `;`-separated (acceptance by draft position 1…k, verify cost for T = 1…k+1 tokens, ms).
+    #[serde(default)]
+    pub draft_model: String,
+    #[serde(default)]
+    pub num_draft_tokens: Option<usize>,
+    #[serde(default)]
+    pub acceptance_rate: Option<f64>,
+    #[serde(default)]
+    pub mean_accepted_length: Option<f64>,
+    #[serde(default)]
+    pub acceptance_by_position: String,
+    #[serde(default)]
+    pub draft_time_share: Option<f64>,
+    #[serde(default)]
+    pub draft_ms_per_token: Option<f64>,
+    #[serde(default)]
+    pub speculative_speedup: Option<f64>,
+    #[serde(default)]
+    pub speculative_speedup_ci_low: Option<f64>,
+    #[serde(default)]
+    pub speculative_speedup_ci_high: Option<f64>,
+    #[serde(default)]
+    pub verify_cost_ms: String,
+    #[serde(default)]
+    pub predicted_speedup: Option<f64>,
+}
+
+/// `;`-joined numbers (an undefined one empty), and back.
+pub(crate) fn join_numbers(values: impl Iterator<Item = Option<f64>>) -> String {
+    values.map(|v| v.map_or_else(String::new, |v| v.to_string())).collect::<Vec<_>>().join(";")
+}
+
+pub(crate) fn split_numbers(text: &str) -> Vec<Option<f64>> {
+    if text.is_empty() {
+        return Vec::new();
+    }
+    text.split(';').map(|v| v.parse().ok()).collect()
 }
 
 impl CsvRow {
     fn rows_of(record: &RunRecord) -> Vec<CsvRow> {
         let robust_ci = record.summary.as_ref().and_then(|s| s.generation_tps_robust.as_ref()?.median_ci95);
+        let spec = record.speculative.as_ref();
         let row = |run: usize, trial: Option<&TrialMetrics>| {
             let gpu = trial.and_then(|t| t.gpu.as_ref());
             CsvRow {
@@ -153,6 +193,18 @@ impl CsvRow {
                 gpu_throttle_reasons: gpu.map_or_else(String::new, |g| g.throttle_reasons.join(";")),
                 joules_per_token: trial.and_then(|t| t.joules_per_token),
                 thermal_state: trial.and_then(|t| t.thermal_state).map_or_else(String::new, |s| s.as_str().into()),
+                draft_model: record.point.draft.as_ref().map_or_else(String::new, |d| d.draft_model.clone()),
+                num_draft_tokens: record.point.draft.as_ref().map(|d| d.num_draft_tokens),
+                acceptance_rate: spec.and_then(|s| s.acceptance_rate),
+                mean_accepted_length: spec.and_then(|s| s.mean_accepted_length),
+                acceptance_by_position: spec.map_or_else(String::new, |s| join_numbers(s.acceptance_by_position.iter().copied())),
+                draft_time_share: spec.and_then(|s| s.draft_time_share),
+                draft_ms_per_token: spec.and_then(|s| s.draft_ms_per_token),
+                speculative_speedup: spec.and_then(|s| s.speedup),
+                speculative_speedup_ci_low: spec.and_then(|s| s.speedup_ci95).map(|[low, _]| low),
+                speculative_speedup_ci_high: spec.and_then(|s| s.speedup_ci95).map(|[_, high]| high),
+                verify_cost_ms: spec.map_or_else(String::new, |s| join_numbers(s.verify_cost_ms.iter().map(|&v| Some(v)))),
+                predicted_speedup: spec.and_then(|s| s.predicted_speedup),
             }
         };
         if record.trials.is_empty() {

@@ -270,7 +270,8 @@ fn charts(records: &[RunRecord], mlx: &MlxBuilds, runs: &Runs) -> Vec<Chart> {
     let ok: Vec<Plotted> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| r.status == Status::Ok && r.summary.is_some())
+        // Speculative points have charts of their own (against k); the others plot their baselines.
+        .filter(|(_, r)| r.status == Status::Ok && r.summary.is_some() && r.point.draft.is_none())
         .map(|(i, record)| Plotted { record, mlx: mlx.label(&record.context).unwrap_or_default(), run: runs.label(i).unwrap_or_default() })
         .collect();
     if ok.is_empty() {
@@ -294,6 +295,49 @@ fn charts(records: &[RunRecord], mlx: &MlxBuilds, runs: &Runs) -> Vec<Chart> {
     out.extend(chart_against(&ok, Setting::KvBits, peak, &format!("{} against kv-bits", Headline::PeakMemory.name()), BYTES));
     out.extend(chart_against(&ok, Setting::KvBits, kv, "KV cache against kv-bits", BYTES));
     out.extend(windows_chart(&ok));
+    out.extend(speculative_charts(records));
+    out
+}
+
+/// Speculative decoding against k (`--num-draft-tokens`): the speed-up over the same setting
+/// without a draft (bar: its 95% interval) and the acceptance rate, one series per model, engine
+/// and the other settings that vary; `None` without two values of k.
+fn speculative_charts(records: &[RunRecord]) -> Vec<Chart> {
+    let spec: Vec<(&RunRecord, usize)> = records
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| Some((r, r.point.draft.as_ref()?.num_draft_tokens)))
+        .collect();
+    let label = |r: &RunRecord| {
+        let p = &r.point;
+        let draft = p.draft.as_ref().map_or_else(String::new, |d| model_label(&d.draft_model));
+        format!("{} ← {draft}, {}, kv {}, prompt {}, gen {}", model_label(&p.model), p.engine, bits_or_none(p.kv_bits), p.n_prompt, p.n_generate)
+    };
+    type Of = fn(&crate::measure::speculative::SpeculativeSummary) -> Option<(f64, f64, f64)>;
+    let speedup: Of = |s| s.speedup.map(|x| s.speedup_ci95.map_or((x, x, x), |[low, high]| (x, low, high)));
+    let acceptance: Of = |s| s.acceptance_rate.map(|a| (a, a, a));
+    let mut out = Vec::new();
+    for (title, y_desc, of) in [
+        ("speculative speed-up over plain decoding against k", "speed-up (×)", speedup),
+        ("draft acceptance rate against k", "accepted ÷ drafted", acceptance),
+    ] {
+        let mut groups: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+        for (r, k) in &spec {
+            let Some((median, low, high)) = r.speculative.as_ref().and_then(of) else { continue };
+            groups.entry(label(r)).or_default().push(Point { x: *k as f64, median, low, high });
+        }
+        if !groups.values().any(|points| points.len() >= 2) {
+            continue;
+        }
+        let series = groups
+            .into_iter()
+            .map(|(label, mut points)| {
+                points.sort_by(|a, b| a.x.total_cmp(&b.x));
+                Series { label, points }
+            })
+            .collect();
+        out.push(Chart { title: title.into(), x_desc: "k (draft tokens per verify step)", y_desc, x_axis: XAxis::Numbers, series });
+    }
     out
 }
 
@@ -457,6 +501,9 @@ pub fn render_html(records: &[RunRecord], sources: &[(String, usize)]) -> Result
     }
     if let Some(extras) = &view.extras {
         page.push_str(&extras.html("extras"));
+    }
+    if let Some(speculative) = &view.speculative {
+        page.push_str(&speculative.html("speculative"));
     }
     page.push_str("<details><summary>Every statistic per configuration</summary>\n");
     page.push_str(&view.statistics.html("statistics"));

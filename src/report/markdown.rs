@@ -22,7 +22,7 @@ impl Printer<[RunRecord]> for Markdown {
         }
         text.push('\n');
         text.push_str(&view.summary.markdown());
-        for table in view.extras.iter().chain(&view.ratios) {
+        for table in view.extras.iter().chain(&view.ratios).chain(&view.speculative) {
             text.push('\n');
             text.push_str(&table.markdown());
         }

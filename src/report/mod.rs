@@ -15,6 +15,7 @@ pub mod mlx;
 pub mod read;
 pub mod runs;
 pub mod serve_html;
+pub mod speculative;
 pub mod table;
 pub mod view;
 

@@ -7,15 +7,15 @@
 //! report page; [`read_records`] refuses them with a message that says so.
 use std::path::Path;
 
-use super::{CsvRow, Format, JsonReport};
+use super::{csv_rows::split_numbers, CsvRow, Format, JsonReport};
 use crate::serve::{ServeRecord, ServeReport};
 use crate::{
-    bench::{engine::Engine, plan::RunPoint, record::LoadStats, RunContext, RunRecord, Status},
+    bench::{engine::Engine, plan::{DraftSetting, RunPoint}, record::LoadStats, RunContext, RunRecord, Status},
     choice::Choice,
     config::parse_bits_or_none,
     error::{Error, Result},
     hwinfo::{telemetry::GpuTelemetry, thermal::ThermalState},
-    measure::{metrics::DecodeWindow, TrialMemory, TrialMetrics},
+    measure::{metrics::DecodeWindow, speculative::SpeculativeSummary, TrialMemory, TrialMetrics},
 };
 
 /// Whether a record's context says how its trials ran (warmup, repeats, seed): not for records
@@ -100,6 +100,7 @@ fn records_of_rows(rows: Vec<CsvRow>) -> Vec<RunRecord> {
         n_prompt: row.prompt_tokens,
         n_generate: row.generation_tokens,
         engine: Engine::from_name(&row.engine).unwrap_or_default(),
+        draft: Some(row.draft_model.clone()).filter(|m| !m.is_empty()).zip(row.num_draft_tokens).map(|(draft_model, num_draft_tokens)| DraftSetting { draft_model, num_draft_tokens }),
     };
     let mut groups: Vec<(RunPoint, Vec<CsvRow>)> = Vec::new();
     for row in rows {
@@ -147,6 +148,19 @@ fn record_of(point: RunPoint, rows: Vec<CsvRow>) -> RunRecord {
     record.decode_gbps = first.decode_gbps;
     record.bandwidth_utilisation = first.bandwidth_utilisation;
     record.load = first.load_ms.zip(first.load_peak_memory_bytes).map(|(load_ms, load_peak_memory_bytes)| LoadStats { load_ms, load_peak_memory_bytes });
+    record.speculative = first.num_draft_tokens.map(|num_draft_tokens| SpeculativeSummary {
+        num_draft_tokens,
+        acceptance_rate: first.acceptance_rate,
+        mean_accepted_length: first.mean_accepted_length,
+        acceptance_by_position: split_numbers(&first.acceptance_by_position),
+        draft_time_share: first.draft_time_share,
+        target_time_share: first.draft_time_share.map(|d| 1.0 - d),
+        draft_ms_per_token: first.draft_ms_per_token,
+        speedup: first.speculative_speedup,
+        speedup_ci95: first.speculative_speedup_ci_low.zip(first.speculative_speedup_ci_high).map(|(low, high)| [low, high]),
+        verify_cost_ms: split_numbers(&first.verify_cost_ms).into_iter().flatten().collect(),
+        predicted_speedup: first.predicted_speedup,
+    });
     record
 }
 
@@ -192,5 +206,6 @@ fn trial_of(row: &CsvRow) -> TrialMetrics {
         }),
         joules_per_token: row.joules_per_token,
         thermal_state: ThermalState::from_name(&row.thermal_state),
+        speculative: None,
     }
 }

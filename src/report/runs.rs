@@ -102,7 +102,7 @@ mod tests {
     use crate::bench::{Engine, RunContext, RunPoint};
 
     fn record(n_prompt: usize, timestamp: &str) -> RunRecord {
-        let point = RunPoint { model: "m".into(), kv_bits: None, batch: 1, depth: 0, n_prompt, n_generate: 8, engine: Engine::Mlxbench };
+        let point = RunPoint { model: "m".into(), kv_bits: None, batch: 1, depth: 0, n_prompt, n_generate: 8, engine: Engine::Mlxbench, draft: None };
         let context = RunContext { timestamp: timestamp.into(), ..RunContext::for_tests() };
         RunRecord::new(point, context, Ok(Vec::new()), None, None)
     }

@@ -40,6 +40,8 @@ pub struct RunView {
     pub statistics: Table,
     /// mlxbench ÷ mlx-lm, for a run of both engines.
     pub ratios: Option<Table>,
+    /// Acceptance and speed-up, for a run with a draft model.
+    pub speculative: Option<Table>,
 }
 
 /// `mean ± stddev` with `decimals`, or `-` when undefined.
@@ -142,6 +144,10 @@ fn setting_columns(records: &[RunRecord], mlx: &MlxBuilds, runs: &Runs) -> Vec<S
             shared: shared("gen", first.map(|r| r.point.n_generate.to_string())),
         },
     ]);
+    if records.iter().any(|r| r.point.draft.is_some()) {
+        let draft = |r: &RunRecord| r.point.draft.as_ref().map_or_else(|| "none".into(), |d| format!("{} k{}", model_label(&d.draft_model), d.num_draft_tokens));
+        columns.push(SettingColumn { column: Column::new("draft", false, cells(&|_, r| draft(r))), shared: None });
+    }
     columns
 }
 
@@ -458,6 +464,7 @@ impl RunView {
             merged_line: runs.describe(),
             summary: summary_table(records, settings.clone()),
             extras: extras_table(records, settings.clone()),
+            speculative: super::speculative::speculative_table(records, settings.clone()),
             statistics: statistics_table(records, settings),
             ratios: ratio_table_of(ENGINE_RATIOS_TITLE, &engine_ratios(records)).map(|mut table| {
                 let fewest = records.iter().filter(|r| r.status == Status::Ok).map(|r| r.trials.len()).min().unwrap_or(0);
