@@ -86,6 +86,25 @@ pub struct CsvRow {
     /// The Mac's thermal state during the trial (macOS only; empty elsewhere).
     #[serde(default)]
     pub thermal_state: String,
+    /// The trial's host part and wait of each decode step (percentiles, ms) and the host's share
+    /// of the decode time (`measure::metrics`); empty for an engine without the split.
+    #[serde(default)]
+    pub step_host_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_share: Option<f64>,
+    /// `--compile`: the decode step's sampler ran compiled.
+    #[serde(default)]
+    pub compile: bool,
 }
 
 impl CsvRow {
@@ -153,6 +172,14 @@ impl CsvRow {
                 gpu_throttle_reasons: gpu.map_or_else(String::new, |g| g.throttle_reasons.join(";")),
                 joules_per_token: trial.and_then(|t| t.joules_per_token),
                 thermal_state: trial.and_then(|t| t.thermal_state).map_or_else(String::new, |s| s.as_str().into()),
+                step_host_p50_ms: trial.and_then(|t| t.step_host_p50_ms),
+                step_host_p90_ms: trial.and_then(|t| t.step_host_p90_ms),
+                step_host_p99_ms: trial.and_then(|t| t.step_host_p99_ms),
+                step_wait_p50_ms: trial.and_then(|t| t.step_wait_p50_ms),
+                step_wait_p90_ms: trial.and_then(|t| t.step_wait_p90_ms),
+                step_wait_p99_ms: trial.and_then(|t| t.step_wait_p99_ms),
+                step_host_share: trial.and_then(|t| t.step_host_share),
+                compile: record.context.compile,
             }
         };
         if record.trials.is_empty() {
