@@ -2,9 +2,11 @@
 //! (step n+1 is built and queued with MLX's async evaluation before step n's token is read), as
 //! mlx-lm's `generate_step` does. It knows nothing of time: [`Generation::prefill`] returns when
 //! the prompt is in the cache (evaluated) and [`Generation::next_token`] when a token is on the
-//! host; the measuring layer times those boundaries from outside. A decode step has two halves the
-//! measuring layer may also time apart: [`Generation::queue_next`] (the host builds the next step's
-//! graph and hands it to MLX) and [`Generation::read_token`] (the host waits for the token).
+//! host; the measuring layer times those boundaries from outside. A decode step has parts the
+//! measuring layer may also time apart: [`Generation::build_next`] (the host builds the next step's
+//! graph), [`Generation::submit_next`] (hands it to MLX: `async_eval`) and
+//! [`Generation::read_token`] (the host waits for the token); [`Generation::queue_next`] is the
+//! first two.
 use std::cell::{Cell, RefCell};
 
 use mlx_rs::{
@@ -81,9 +83,11 @@ pub struct Generation<'m> {
     pending: Option<Array>,
     /// The step whose token is read next, already queued for evaluation.
     ahead: Option<(Array, Array)>,
-    /// The step [`Generation::queue_next`] took from `ahead`, whose token [`Generation::read_token`]
+    /// The step [`Generation::build_next`] took from `ahead`, whose token [`Generation::read_token`]
     /// reads.
     current: Option<(Array, Array)>,
+    /// The step after `current`, built by [`Generation::build_next`] and not yet handed to MLX.
+    built: Option<(Array, Array)>,
     produced: usize,
     finished: Vec<bool>,
 }
@@ -166,7 +170,7 @@ impl<'m> Generation<'m> {
         let ids = prompt.to_array()?;
         let caches = model.make_caches(&options.kv)?;
         let batch = prompt.batch();
-        Ok(Self { model, caches, options, pending: Some(ids), ahead: None, current: None, produced: 0, finished: vec![false; batch] })
+        Ok(Self { model, caches, options, pending: Some(ids), ahead: None, current: None, built: None, produced: 0, finished: vec![false; batch] })
     }
 
     pub fn caches(&self) -> &[KvCache] {
@@ -278,14 +282,24 @@ impl<'m> Generation<'m> {
         self.read_token().map(Some)
     }
 
-    /// The first half of a decode step: takes the step whose token comes next (building and
-    /// queueing it first if it is the first one) and builds and queues (`async_eval`) the step
-    /// after it, so the device works on both while the host waits in [`Self::read_token`].
+    /// The first part of a decode step, [`Self::build_next`] then [`Self::submit_next`]: the
+    /// device works on this step and the next while the host waits in [`Self::read_token`].
     /// Returns `false`, doing nothing, once `n_generate` tokens are produced or every sequence
     /// has stopped.
     pub fn queue_next(&mut self) -> Result<bool> {
-        if self.current.is_some() {
-            return Err(Error::InvalidOption("queue_next called twice without read_token".into()));
+        if !self.build_next()? {
+            return Ok(false);
+        }
+        self.submit_next()?;
+        Ok(true)
+    }
+
+    /// Takes the step whose token comes next (building and queueing it first if it is the first
+    /// one) and builds, lazily, the step after it. Returns `false`, doing nothing, once
+    /// `n_generate` tokens are produced or every sequence has stopped.
+    pub fn build_next(&mut self) -> Result<bool> {
+        if self.current.is_some() || self.built.is_some() {
+            return Err(Error::InvalidOption("a decode step was begun twice without read_token".into()));
         }
         if self.produced >= self.options.n_generate || self.finished.iter().all(|f| *f) {
             return Ok(false);
@@ -301,19 +315,27 @@ impl<'m> Generation<'m> {
         self.produced += 1;
         if self.produced < self.options.n_generate {
             let next_input = current.0.reshape(&[-1, 1])?;
-            let next = self.build_step(&next_input)?;
-            async_eval([&next.0, &next.1])?;
-            self.ahead = Some(next);
+            self.built = Some(self.build_step(&next_input)?);
         }
         self.current = Some(current);
         Ok(true)
     }
 
-    /// The second half of a decode step: waits for the token [`Self::queue_next`] took and
-    /// brings it to the host.
+    /// Hands the step [`Self::build_next`] built to MLX (`async_eval`); nothing after the last.
+    pub fn submit_next(&mut self) -> Result<()> {
+        if let Some(next) = self.built.take() {
+            async_eval([&next.0, &next.1])?;
+            self.ahead = Some(next);
+        }
+        Ok(())
+    }
+
+    /// The last part of a decode step: waits for the token [`Self::build_next`] took and brings
+    /// it to the host.
     pub fn read_token(&mut self) -> Result<Step> {
+        self.submit_next()?;
         let (sampled, logprobs) =
-            self.current.take().ok_or_else(|| Error::InvalidOption("read_token called before queue_next".into()))?;
+            self.current.take().ok_or_else(|| Error::InvalidOption("read_token called before build_next".into()))?;
         let tokens: Vec<u32> = sampled.as_dtype(Dtype::Uint32)?.as_slice::<u32>().to_vec();
         if !self.options.stop_tokens.is_empty() {
             for (done, t) in self.finished.iter_mut().zip(&tokens) {

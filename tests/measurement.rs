@@ -34,6 +34,7 @@ fn timings(batch: usize, prompt: usize, generated: usize, prefill_ms: u64, first
         n_context: 0,
         prefill_done: ms(prefill_ms),
         token_times: evenly(generated, first_ms, last_ms),
+        built_times: Vec::new(),
         queued_times: Vec::new(),
     }
 }
@@ -348,6 +349,7 @@ fn at(batch: usize, n_context: usize, token_ms: &[u64]) -> TrialMetrics {
         n_prefill: 9,
         prefill_done: ms(5),
         token_times: token_ms.iter().map(|&t| ms(t)).collect(),
+        built_times: Vec::new(),
         queued_times: Vec::new(),
     };
     TrialMetrics::from_timings(&timings, TrialMemory::default())
@@ -507,6 +509,7 @@ fn each_step_splits_into_host_part_and_wait_exactly() {
         n_prefill: 9,
         prefill_done: ms(5),
         token_times: [20, 30, 45, 50].map(ms).to_vec(),
+        built_times: [18, 22, 35, 45].map(ms).to_vec(),
         queued_times: [19, 24, 41, 46].map(ms).to_vec(),
     };
     let split = timings.step_host_and_wait().unwrap();
@@ -524,15 +527,20 @@ fn each_step_splits_into_host_part_and_wait_exactly() {
     // Host 16 ms of 30 ms decode.
     assert!((m.step_host_share.unwrap() - 16.0 / 30.0).abs() < 1e-12, "{:?}", m.step_host_share);
     assert_eq!(m.step_queued_ms, vec![19.0, 24.0, 41.0, 46.0]);
+    // Building (built_k − token_{k−1}): 2, 5, 0 of the host parts 4, 11, 1; sorted 0, 2, 5:
+    // p50 = 2, p90 = 2 + 0.8·3 = 4.4.
+    assert_eq!(timings.step_build(), Some(vec![ms(2), ms(5), ms(0)]));
+    assert_eq!(m.step_build_p50_ms, Some(2.0));
+    assert!((m.step_build_p90_ms.unwrap() - 4.4).abs() < 1e-9, "{:?}", m.step_build_p90_ms);
     let s = MetricSummaries::of(&[m.clone(), m]);
     assert_eq!(s.step_host_p50_ms.unwrap().median, 4.0);
     assert_eq!(s.step_wait_p50_ms.unwrap().median, 4.0);
 
     // An engine without the split (mlx-lm), or a single token: no host metrics.
-    let without = TrialTimings { queued_times: Vec::new(), ..timings.clone() };
+    let without = TrialTimings { built_times: Vec::new(), queued_times: Vec::new(), ..timings.clone() };
     assert_eq!(without.step_host_and_wait(), None);
     let m = TrialMetrics::from_timings(&without, TrialMemory::default());
-    assert_eq!((m.step_host_p50_ms, m.step_wait_p99_ms, m.step_host_share), (None, None, None));
+    assert_eq!((m.step_host_p50_ms, m.step_wait_p99_ms, m.step_host_share, m.step_build_p50_ms), (None, None, None, None));
     let one = TrialTimings { token_times: vec![ms(20)], queued_times: vec![ms(19)], ..timings };
     assert_eq!(TrialMetrics::from_timings(&one, TrialMemory::default()).step_host_share, None);
 }
@@ -546,6 +554,7 @@ fn host_metrics_travel_through_csv_and_json() {
         n_prefill: 9,
         prefill_done: ms(5),
         token_times: [20, 30, 40].map(ms).to_vec(),
+        built_times: [18, 27, 30].map(ms).to_vec(),
         queued_times: [19, 28, 31].map(ms).to_vec(),
     };
     let trial = TrialMetrics::from_timings(&timings, TrialMemory::default());
@@ -562,5 +571,7 @@ fn host_metrics_travel_through_csv_and_json() {
     let back: JsonReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back.records[0].trials[0].step_queued_ms, vec![19.0, 28.0, 31.0]);
     let markdown = records.render(Format::Md).unwrap();
-    assert!(markdown.contains("4.50 / 5.50 (45%)"), "{markdown}");
+    // Building 7 and 0 ms: p50 3.5.
+    assert_eq!(rows[0].step_build_p50_ms, Some(3.5));
+    assert!(markdown.contains("4.50 (3.50) / 5.50 (45%)"), "{markdown}");
 }

@@ -51,23 +51,23 @@ for path in sorted(glob.glob(os.path.join(out, "runs-*-r*-*.json"))):
     preset, r, v = name.rsplit("-", 2)
     for rec in json.load(open(path))["records"]:
         s = rec.get("summary") or {}
-        engine = rec["point"]["engine"] + ("+compile" if rec["context"].get("compile") else "")
-        rows[(preset, int(r[1:]), engine, rec["point"]["batch"])] = (rec, s)
+        engine = rec["engine"] + ("+compile" if rec.get("compile") else "")
+        rows[(preset, int(r[1:]), engine, rec["batch"])] = (rec, s)
 def med(s, k):
     return (s.get(k) or {}).get("median")
 def ci(s, k):
     return (s.get(k) or {}).get("median_ci95")
 def f(x, spec):
     return "-" if x is None else format(x, spec)
-print("| shape | round | engine | batch | status | decode t/s [95%] | step host / wait ms | host share | GB/s | % roofline |")
+print("| shape | round | engine | batch | status | decode t/s [95%] | step host (build) / wait ms | host share | GB/s | % roofline |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for key in sorted(rows, key=lambda k: (presets.index(k[0]) if k[0] in presets else 99, k[1], k[2], k[3])):
     rec, s = rows[key]
     d, c = med(s, "generation_tps_robust"), ci(s, "generation_tps_robust")
     iv = "" if not c else f" [{c[0]:.1f}, {c[1]:.1f}]"
     util = rec.get("bandwidth_utilisation")
-    print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {rec['status']} | {f(d, '.1f')}{iv} | "
-          f"{f(med(s, 'step_host_p50_ms'), '.3f')} / {f(med(s, 'step_wait_p50_ms'), '.3f')} | "
+    print(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {rec['status'].split(':')[0]} | {f(d, '.1f')}{iv} | "
+          f"{f(med(s, 'step_host_p50_ms'), '.3f')} ({f(med(s, 'step_build_p50_ms'), '.3f')}) / {f(med(s, 'step_wait_p50_ms'), '.3f')} | "
           f"{f(med(s, 'step_host_share'), '.2f')} | {f(rec.get('decode_gbps'), '.1f')} | {f(None if util is None else util * 100, '.1f')} |")
 print()
 print("Ratios of robust decode medians (interval: the ends of the two medians' 95% intervals, conservative):")

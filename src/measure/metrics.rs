@@ -28,9 +28,10 @@ pub struct TrialTimings {
     pub prefill_done: Duration,
     /// When each generated token (one per sequence) was on the host, in order.
     pub token_times: Vec<Duration>,
-    /// For each generated token, when the host had built and queued (MLX `async_eval` returned)
-    /// the step after it, just before it began to wait for that token; empty when the engine does
-    /// not expose the split (mlx-lm).
+    /// For each generated token, when the host had built the step after it (the graph, lazily),
+    /// and when it had queued that step (MLX `async_eval` returned), just before it began to wait
+    /// for the token; empty when the engine does not expose the split (mlx-lm).
+    pub built_times: Vec<Duration>,
     pub queued_times: Vec<Duration>,
 }
 
@@ -67,6 +68,16 @@ impl TrialTimings {
                 .zip(&self.queued_times[1.min(self.queued_times.len())..])
                 .map(|(w, &queued)| (queued.saturating_sub(w[0]), w[1].saturating_sub(queued)))
                 .collect()
+        })
+    }
+
+    /// The part of each step's host part spent building the next step's graph (previous token on
+    /// the host -> graph built); the rest, up to `async_eval` returning, is MLX encoding and
+    /// launching it, and waiting there when more than MLX's limit of tasks (10) are in flight.
+    /// `None` without a build time for every token.
+    pub fn step_build(&self) -> Option<Vec<Duration>> {
+        (self.built_times.len() == self.token_times.len()).then(|| {
+            self.token_times.windows(2).zip(&self.built_times[1.min(self.built_times.len())..]).map(|(w, &built)| built.saturating_sub(w[0])).collect()
         })
     }
 }
@@ -162,6 +173,14 @@ pub struct TrialMetrics {
     /// When each token's next step was queued, ms from `t = 0` (beside `token_ms`).
     #[serde(default)]
     pub step_queued_ms: Vec<f64>,
+    /// Percentiles of the graph-building share of each host part (ms; [`TrialTimings::step_build`]).
+    #[serde(default)]
+    pub step_build_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_build_p90_ms: Option<f64>,
+    /// When each token's next step was built, ms from `t = 0`.
+    #[serde(default)]
+    pub step_built_ms: Vec<f64>,
 }
 
 fn per_second(count: usize, time: Duration) -> Option<f64> {
@@ -199,6 +218,8 @@ impl TrialMetrics {
         let (host_ms, wait_ms) = (parts_ms(|s| s.0), parts_ms(|s| s.1));
         let host_at = |p: f64| host_ms.as_ref().map(|v| percentile(v, p));
         let wait_at = |p: f64| wait_ms.as_ref().map(|v| percentile(v, p));
+        let build_ms = t.step_build().filter(|b| !b.is_empty()).map(|b| sorted(&b.into_iter().map(ms).collect::<Vec<_>>()));
+        let build_at = |p: f64| build_ms.as_ref().map(|v| percentile(v, p));
         let step_host_share = split.as_ref().and_then(|split| {
             let host: Duration = split.iter().map(|s| s.0).sum();
             let total: Duration = split.iter().map(|s| s.0 + s.1).sum();
@@ -228,6 +249,9 @@ impl TrialMetrics {
             step_wait_p99_ms: wait_at(99.0),
             step_host_share,
             step_queued_ms: t.queued_times.iter().copied().map(ms).collect(),
+            step_build_p50_ms: build_at(50.0),
+            step_build_p90_ms: build_at(90.0),
+            step_built_ms: t.built_times.iter().copied().map(ms).collect(),
         }
     }
 
@@ -266,6 +290,8 @@ pub struct MetricSummaries {
     pub step_wait_p50_ms: Option<Summary>,
     #[serde(default)]
     pub step_host_share: Option<Summary>,
+    #[serde(default)]
+    pub step_build_p50_ms: Option<Summary>,
 }
 
 impl MetricSummaries {
@@ -289,6 +315,7 @@ impl MetricSummaries {
             step_host_p50_ms: of(&|t| t.step_host_p50_ms),
             step_wait_p50_ms: of(&|t| t.step_wait_p50_ms),
             step_host_share: of(&|t| t.step_host_share),
+            step_build_p50_ms: of(&|t| t.step_build_p50_ms),
         }
     }
 

@@ -102,6 +102,10 @@ pub struct CsvRow {
     pub step_wait_p99_ms: Option<f64>,
     #[serde(default)]
     pub step_host_share: Option<f64>,
+    #[serde(default)]
+    pub step_build_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_build_p90_ms: Option<f64>,
     /// `--compile`: the decode step's sampler ran compiled.
     #[serde(default)]
     pub compile: bool,
@@ -179,6 +183,8 @@ impl CsvRow {
                 step_wait_p90_ms: trial.and_then(|t| t.step_wait_p90_ms),
                 step_wait_p99_ms: trial.and_then(|t| t.step_wait_p99_ms),
                 step_host_share: trial.and_then(|t| t.step_host_share),
+                step_build_p50_ms: trial.and_then(|t| t.step_build_p50_ms),
+                step_build_p90_ms: trial.and_then(|t| t.step_build_p90_ms),
                 compile: record.context.compile,
             }
         };

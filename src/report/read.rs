@@ -177,5 +177,8 @@ fn trial_of(row: &CsvRow) -> TrialMetrics {
         step_wait_p99_ms: row.step_wait_p99_ms,
         step_host_share: row.step_host_share,
         step_queued_ms: Vec::new(),
+        step_build_p50_ms: row.step_build_p50_ms,
+        step_build_p90_ms: row.step_build_p90_ms,
+        step_built_ms: Vec::new(),
     }
 }
