@@ -10,11 +10,12 @@
 # Writes $OUT/decode-host/: gpu.log, runs-<preset>.json (all records), summary.md.
 #   bash results/2026-12-08-decode-host/gpu.sh
 #   PRESETS=tiny P=16 G=8 REPEATS=3 DEVICE=cpu MLXBENCH=target/debug/mlxbench bash results/2026-12-08-decode-host/gpu.sh
-# Bound: about 6 min on an H100 with the defaults (3 shapes, 2 rounds, 6 invocations a round).
+# Bound: about 4-5.5 min on an H100 with the defaults (3 shapes, 2 rounds, 6 invocations a round,
+# 6 trials per configuration: the fewest that give the median a 95% interval), synth included.
 set -u
 MLXBENCH=${MLXBENCH:-.gpu/bin/mlxbench}
 PRESETS=${PRESETS:-"llama-3.2-1b qwen3-0.6b llama-3.1-8b"}
-ROUNDS=${ROUNDS:-2}; P=${P:-512}; G=${G:-128}; REPEATS=${REPEATS:-8}; BATCH=${BATCH:-1,4}
+ROUNDS=${ROUNDS:-2}; P=${P:-512}; G=${G:-128}; REPEATS=${REPEATS:-6}; BATCH=${BATCH:-1,4}
 DEVICE=${DEVICE:-gpu}; MODELS=${MODELS:-/tmp/models}
 out=${OUT:-/tmp}/decode-host; mkdir -p "$out"
 exec > >(tee -a "$out/gpu.log") 2>&1
