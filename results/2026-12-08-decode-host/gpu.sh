@@ -7,7 +7,8 @@
 #   B: mlxbench --compile (the compiled sampler), batch 1 and 4.
 # Every record has the host share of a step (step_host_* / step_wait_* / step_host_share), the
 # robust decode rate with its 95% interval, decode GB/s and % of the device's roofline.
-# Writes $OUT/decode-host/: gpu.log, runs-<preset>.json (all records), summary.md.
+# Writes $OUT/decode-host/: gpu.log (Markdown tables and ratio tables of every invocation),
+# runs-<preset>-r<round>-<A|B>.json (the records), err-*.log, summary.md (one table of all).
 #   bash results/2026-12-08-decode-host/gpu.sh
 #   PRESETS=tiny P=16 G=8 REPEATS=3 DEVICE=cpu MLXBENCH=target/debug/mlxbench bash results/2026-12-08-decode-host/gpu.sh
 # Bound: about 4-5.5 min on an H100 with the defaults (3 shapes, 2 rounds, 6 invocations a round,
