@@ -2,13 +2,20 @@
 //! (step n+1 is built and queued with MLX's async evaluation before step n's token is read), as
 //! mlx-lm's `generate_step` does. It knows nothing of time: [`Generation::prefill`] returns when
 //! the prompt is in the cache (evaluated) and [`Generation::next_token`] when a token is on the
-//! host; the measuring layer times those boundaries from outside.
+//! host; the measuring layer times those boundaries from outside. A decode step has parts the
+//! measuring layer may also time apart: [`Generation::build_next`] (the host builds the next step's
+//! graph), [`Generation::submit_next`] (hands it to MLX: `async_eval`) and
+//! [`Generation::read_token`] (the host waits for the token); [`Generation::queue_next`] is the
+//! first two.
+use std::cell::{Cell, RefCell};
+
 use mlx_rs::{
+    error::Exception,
     ops::{
         argsort_axis, cumsum, exp, indexing::{argmax_axis, put_along_axis}, logsumexp_axis, select,
     },
     random,
-    transforms::{async_eval, eval},
+    transforms::{async_eval, compile::compile, eval},
     Array, Dtype,
 };
 
@@ -40,6 +47,11 @@ pub struct GenerateOptions {
     pub prefill_step_size: usize,
     /// Stop once every sequence has produced one of these; empty: always generate `n_generate`.
     pub stop_tokens: Vec<u32>,
+    /// Run the decode step's sampler (log-softmax and greedy choice) as one function compiled
+    /// with MLX's `compile`, traced once per shape and replayed ([`compiled_sampler_traces`]).
+    /// Random sampling is not compiled (it runs as without this). The forward pass is never
+    /// compiled: see the module header.
+    pub compile: bool,
 }
 
 impl Default for GenerateOptions {
@@ -50,6 +62,7 @@ impl Default for GenerateOptions {
             kv: KvCacheOptions::default(),
             prefill_step_size: 2048,
             stop_tokens: Vec::new(),
+            compile: false,
         }
     }
 }
@@ -70,8 +83,38 @@ pub struct Generation<'m> {
     pending: Option<Array>,
     /// The step whose token is read next, already queued for evaluation.
     ahead: Option<(Array, Array)>,
+    /// The step [`Generation::build_next`] took from `ahead`, whose token [`Generation::read_token`]
+    /// reads.
+    current: Option<(Array, Array)>,
+    /// The step after `current`, built by [`Generation::build_next`] and not yet handed to MLX.
+    built: Option<(Array, Array)>,
     produced: usize,
     finished: Vec<bool>,
+}
+
+/// The greedy sampler as one graph: log-probabilities `[B, vocab]` from the last position's
+/// logits and their argmax `[B]`, the same operations as [`log_softmax`] and
+/// [`Sampling::sample`]'s greedy arm. Its body runs only while MLX traces it, so it counts traces.
+fn greedy_sampler_graph(inputs: &[Array]) -> std::result::Result<Vec<Array>, Exception> {
+    SAMPLER_TRACES.with(|traces| traces.set(traces.get() + 1));
+    let last = &inputs[0];
+    let logprobs = last.subtract(logsumexp_axis(last, -1, true)?)?;
+    let sampled = argmax_axis(&logprobs, -1, None)?;
+    Ok(vec![sampled, logprobs])
+}
+
+type CompiledSampler = Box<dyn for<'a> FnMut(&'a [Array]) -> std::result::Result<Vec<Array>, Exception>>;
+
+thread_local! {
+    static SAMPLER_TRACES: Cell<usize> = const { Cell::new(0) };
+    /// Compiled once per thread, so MLX's compile cache keeps its traces across generations.
+    static GREEDY_SAMPLER: RefCell<CompiledSampler> = RefCell::new(Box::new(compile(greedy_sampler_graph, false)));
+}
+
+/// How many times MLX has traced the compiled sampler on this thread (once per new input shape:
+/// MLX traces on the calling thread, and each thread has its own compiled function).
+pub fn compiled_sampler_traces() -> usize {
+    SAMPLER_TRACES.with(Cell::get)
 }
 
 /// Log-probabilities from logits, over the last axis.
@@ -127,7 +170,7 @@ impl<'m> Generation<'m> {
         let ids = prompt.to_array()?;
         let caches = model.make_caches(&options.kv)?;
         let batch = prompt.batch();
-        Ok(Self { model, caches, options, pending: Some(ids), ahead: None, produced: 0, finished: vec![false; batch] })
+        Ok(Self { model, caches, options, pending: Some(ids), ahead: None, current: None, built: None, produced: 0, finished: vec![false; batch] })
     }
 
     pub fn caches(&self) -> &[KvCache] {
@@ -208,6 +251,13 @@ impl<'m> Generation<'m> {
     fn build_step(&mut self, tokens: &Array) -> Result<(Array, Array)> {
         let logits = self.forward(tokens)?;
         let last = logits.try_index_cols(logits.dim(1) - 1, logits.dim(1))?.squeeze_axes(&[1])?;
+        if self.options.compile && self.options.sampling == Sampling::Greedy {
+            let mut outputs = GREEDY_SAMPLER.with_borrow_mut(|f| f(&[last]))?.into_iter();
+            let (Some(sampled), Some(logprobs)) = (outputs.next(), outputs.next()) else {
+                return Err(Error::InvalidOption("the compiled sampler returned fewer than 2 arrays".into()));
+            };
+            return Ok((sampled, logprobs));
+        }
         let logprobs = log_softmax(&last)?;
         let sampled = self.options.sampling.sample(&logprobs, self.produced)?;
         Ok((sampled, logprobs))
@@ -223,33 +273,76 @@ impl<'m> Generation<'m> {
     }
 
     /// The next token of every sequence, materialized on the host; `None` once `n_generate` are
-    /// produced or every sequence has stopped.
+    /// produced or every sequence has stopped. The same as [`Self::queue_next`] then
+    /// [`Self::read_token`].
     pub fn next_token(&mut self) -> Result<Option<Step>> {
-        if self.produced >= self.options.n_generate || self.finished.iter().all(|f| *f) {
+        if !self.queue_next()? {
             return Ok(None);
+        }
+        self.read_token().map(Some)
+    }
+
+    /// The first part of a decode step, [`Self::build_next`] then [`Self::submit_next`]: the
+    /// device works on this step and the next while the host waits in [`Self::read_token`].
+    /// Returns `false`, doing nothing, once `n_generate` tokens are produced or every sequence
+    /// has stopped.
+    pub fn queue_next(&mut self) -> Result<bool> {
+        if !self.build_next()? {
+            return Ok(false);
+        }
+        self.submit_next()?;
+        Ok(true)
+    }
+
+    /// Takes the step whose token comes next (building and queueing it first if it is the first
+    /// one) and builds, lazily, the step after it. Returns `false`, doing nothing, once
+    /// `n_generate` tokens are produced or every sequence has stopped.
+    pub fn build_next(&mut self) -> Result<bool> {
+        if self.current.is_some() || self.built.is_some() {
+            return Err(Error::InvalidOption("a decode step was begun twice without read_token".into()));
+        }
+        if self.produced >= self.options.n_generate || self.finished.iter().all(|f| *f) {
+            return Ok(false);
         }
         if self.ahead.is_none() {
             self.prefill()?;
-            let last = self.pending.take().expect("prefill leaves the last prompt token");
+            let last = self.pending.take().ok_or_else(|| Error::InvalidOption("the generation has started".into()))?;
             let first = self.build_step(&last)?;
             async_eval([&first.0, &first.1])?;
             self.ahead = Some(first);
         }
-        let (sampled, logprobs) = self.ahead.take().expect("queued above");
+        let current = self.ahead.take().ok_or_else(|| Error::InvalidOption("no step queued".into()))?;
         self.produced += 1;
         if self.produced < self.options.n_generate {
-            let next_input = sampled.reshape(&[-1, 1])?;
-            let next = self.build_step(&next_input)?;
+            let next_input = current.0.reshape(&[-1, 1])?;
+            self.built = Some(self.build_step(&next_input)?);
+        }
+        self.current = Some(current);
+        Ok(true)
+    }
+
+    /// Hands the step [`Self::build_next`] built to MLX (`async_eval`); nothing after the last.
+    pub fn submit_next(&mut self) -> Result<()> {
+        if let Some(next) = self.built.take() {
             async_eval([&next.0, &next.1])?;
             self.ahead = Some(next);
         }
+        Ok(())
+    }
+
+    /// The last part of a decode step: waits for the token [`Self::build_next`] took and brings
+    /// it to the host.
+    pub fn read_token(&mut self) -> Result<Step> {
+        self.submit_next()?;
+        let (sampled, logprobs) =
+            self.current.take().ok_or_else(|| Error::InvalidOption("read_token called before build_next".into()))?;
         let tokens: Vec<u32> = sampled.as_dtype(Dtype::Uint32)?.as_slice::<u32>().to_vec();
         if !self.options.stop_tokens.is_empty() {
             for (done, t) in self.finished.iter_mut().zip(&tokens) {
                 *done |= self.options.stop_tokens.contains(t);
             }
         }
-        Ok(Some(Step { tokens, logprobs }))
+        Ok(Step { tokens, logprobs })
     }
 }
 

@@ -147,6 +147,8 @@ fn trial(n_generated: usize, last_ms: u64, kv_cache_bytes: u64) -> TrialMetrics 
         token_times: (0..n_generated as u64)
             .map(|i| Duration::from_millis(100) + Duration::from_millis(last_ms - 100) * i as u32 / (n_generated as u32 - 1))
             .collect(),
+        built_times: Vec::new(),
+        queued_times: Vec::new(),
     };
     TrialMetrics::from_timings(&timings, TrialMemory { kv_cache_bytes, ..TrialMemory::default() })
 }

@@ -26,6 +26,8 @@ fn block(gap_us: u64, peak_bytes: u64) -> Vec<RunRecord> {
             n_prefill: 64,
             prefill_done: Duration::from_millis(10),
             token_times: (0..33).map(|i| Duration::from_millis(12) + Duration::from_micros(gap_us * i)).collect(),
+            built_times: Vec::new(),
+            queued_times: Vec::new(),
         };
         TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: peak_bytes, ..TrialMemory::default() })
     };

@@ -34,6 +34,8 @@ fn timings(batch: usize, prompt: usize, generated: usize, prefill_ms: u64, first
         n_context: 0,
         prefill_done: ms(prefill_ms),
         token_times: evenly(generated, first_ms, last_ms),
+        built_times: Vec::new(),
+        queued_times: Vec::new(),
     }
 }
 
@@ -350,6 +352,8 @@ fn at(batch: usize, n_context: usize, token_ms: &[u64]) -> TrialMetrics {
         n_prefill: 9,
         prefill_done: ms(5),
         token_times: token_ms.iter().map(|&t| ms(t)).collect(),
+        built_times: Vec::new(),
+        queued_times: Vec::new(),
     };
     TrialMetrics::from_timings(&timings, TrialMemory::default())
 }
@@ -495,4 +499,82 @@ fn thermal_states_count_throttled_trials_and_travel_through_every_format() {
         let read: Vec<_> = back[0].trials.iter().map(|t| t.thermal_state).collect();
         assert_eq!(read, states, "{name}");
     }
+}
+
+#[test]
+fn each_step_splits_into_host_part_and_wait_exactly() {
+    // Tokens at 20, 30, 45, 50 ms; the next steps were queued at 19, 24, 41, 46 ms.
+    // Host parts (queued_k − token_{k−1}): 4, 11, 1; waits (token_k − queued_k): 6, 4, 4.
+    let timings = TrialTimings {
+        batch: 2,
+        n_context: 0,
+        n_prompt: 10,
+        n_prefill: 9,
+        prefill_done: ms(5),
+        token_times: [20, 30, 45, 50].map(ms).to_vec(),
+        built_times: [18, 22, 35, 45].map(ms).to_vec(),
+        queued_times: [19, 24, 41, 46].map(ms).to_vec(),
+    };
+    let split = timings.step_host_and_wait().unwrap();
+    assert_eq!(split, vec![(ms(4), ms(6)), (ms(11), ms(4)), (ms(1), ms(4))]);
+    let itl = timings.inter_token_latencies();
+    assert!(split.iter().zip(&itl).all(|(&(host, wait), &gap)| host + wait == gap));
+    let m = TrialMetrics::from_timings(&timings, TrialMemory::default());
+    // Sorted host parts 1, 4, 11: p50 = 4, p90 = 4 + 0.8·7 = 9.6, p99 = 4 + 0.98·7 = 10.86.
+    assert_eq!(m.step_host_p50_ms, Some(4.0));
+    assert!((m.step_host_p90_ms.unwrap() - 9.6).abs() < 1e-9, "{:?}", m.step_host_p90_ms);
+    assert!((m.step_host_p99_ms.unwrap() - 10.86).abs() < 1e-9, "{:?}", m.step_host_p99_ms);
+    // Sorted waits 4, 4, 6: p50 = 4, p90 = 4 + 0.8·2 = 5.6.
+    assert_eq!(m.step_wait_p50_ms, Some(4.0));
+    assert!((m.step_wait_p90_ms.unwrap() - 5.6).abs() < 1e-9, "{:?}", m.step_wait_p90_ms);
+    // Host 16 ms of 30 ms decode.
+    assert!((m.step_host_share.unwrap() - 16.0 / 30.0).abs() < 1e-12, "{:?}", m.step_host_share);
+    assert_eq!(m.step_queued_ms, vec![19.0, 24.0, 41.0, 46.0]);
+    // Building (built_k − token_{k−1}): 2, 5, 0 of the host parts 4, 11, 1; sorted 0, 2, 5:
+    // p50 = 2, p90 = 2 + 0.8·3 = 4.4.
+    assert_eq!(timings.step_build(), Some(vec![ms(2), ms(5), ms(0)]));
+    assert_eq!(m.step_build_p50_ms, Some(2.0));
+    assert!((m.step_build_p90_ms.unwrap() - 4.4).abs() < 1e-9, "{:?}", m.step_build_p90_ms);
+    let s = MetricSummaries::of(&[m.clone(), m]);
+    assert_eq!(s.step_host_p50_ms.unwrap().median, 4.0);
+    assert_eq!(s.step_wait_p50_ms.unwrap().median, 4.0);
+
+    // An engine without the split (mlx-lm), or a single token: no host metrics.
+    let without = TrialTimings { built_times: Vec::new(), queued_times: Vec::new(), ..timings.clone() };
+    assert_eq!(without.step_host_and_wait(), None);
+    let m = TrialMetrics::from_timings(&without, TrialMemory::default());
+    assert_eq!((m.step_host_p50_ms, m.step_wait_p99_ms, m.step_host_share, m.step_build_p50_ms), (None, None, None, None));
+    let one = TrialTimings { token_times: vec![ms(20)], queued_times: vec![ms(19)], ..timings };
+    assert_eq!(TrialMetrics::from_timings(&one, TrialMemory::default()).step_host_share, None);
+}
+
+#[test]
+fn host_metrics_travel_through_csv_and_json() {
+    let timings = TrialTimings {
+        batch: 1,
+        n_context: 0,
+        n_prompt: 10,
+        n_prefill: 9,
+        prefill_done: ms(5),
+        token_times: [20, 30, 40].map(ms).to_vec(),
+        built_times: [18, 27, 30].map(ms).to_vec(),
+        queued_times: [19, 28, 31].map(ms).to_vec(),
+    };
+    let trial = TrialMetrics::from_timings(&timings, TrialMemory::default());
+    assert_eq!((trial.step_host_p50_ms, trial.step_wait_p50_ms), (Some(4.5), Some(5.5)));
+    let point = RunPoint { model: "/m/a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 10, n_generate: 3, engine: Engine::Mlxbench };
+    let records = vec![RunRecord::new(point, run_context(1), Ok(vec![trial]), None, None)];
+    let records = &records[..];
+    let csv = records.render(Format::Csv).unwrap();
+    let rows: Vec<CsvRow> = csv::Reader::from_reader(csv.as_bytes()).deserialize().collect::<Result<_, _>>().unwrap();
+    assert_eq!((rows[0].step_host_p50_ms, rows[0].step_wait_p50_ms), (Some(4.5), Some(5.5)));
+    // Host 9 ms of 20 ms.
+    assert!((rows[0].step_host_share.unwrap() - 0.45).abs() < 1e-12, "{:?}", rows[0].step_host_share);
+    let json = records.render(Format::Json).unwrap();
+    let back: JsonReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.records[0].trials[0].step_queued_ms, vec![19.0, 28.0, 31.0]);
+    let markdown = records.render(Format::Md).unwrap();
+    // Building 7 and 0 ms: p50 3.5.
+    assert_eq!(rows[0].step_build_p50_ms, Some(3.5));
+    assert!(markdown.contains("4.50 (3.50) / 5.50 (45%)"), "{markdown}");
 }

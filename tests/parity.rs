@@ -218,6 +218,7 @@ fn run_ours(case: &Case) -> Result<Ours, String> {
         },
         prefill_step_size: case.prefill_step_size,
         stop_tokens: Vec::new(),
+        compile: false,
     };
     let prompt = Tokens::single(case.prompt_ids.clone()).unwrap();
     let mut generation = Generation::new(loaded.model.as_ref(), &prompt, options).map_err(|e| e.to_string())?;

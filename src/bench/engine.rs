@@ -189,6 +189,8 @@ impl MlxLmProcess {
                 n_prefill: r.n_prompt.saturating_sub(1),
                 prefill_done: seconds(r.prefill_done),
                 token_times: r.token_times.into_iter().map(seconds).collect(),
+                built_times: Vec::new(),
+                queued_times: Vec::new(),
             },
             memory: TrialMemory {
                 peak_memory_bytes: r.peak_memory_bytes,

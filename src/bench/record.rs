@@ -60,6 +60,9 @@ pub struct RunContext {
     /// `--repeats auto`'s target: the median decode rate's 95% interval within ± this percent.
     #[serde(default)]
     pub target_ci_pct: Option<f64>,
+    /// `--compile`: the decode step's sampler ran compiled (`generate::GenerateOptions::compile`).
+    #[serde(default)]
+    pub compile: bool,
 }
 
 /// The MLX build of a record or file written before builds were recorded.
@@ -93,6 +96,7 @@ impl RunContext {
                 Repeats::Auto { target, .. } => Some(target * 100.0),
                 Repeats::Fixed(_) => None,
             },
+            compile: settings.compile,
         }
     }
 }
@@ -118,6 +122,7 @@ impl RunContext {
             repeats: 3,
             seed: 0,
             target_ci_pct: None,
+            compile: false,
         }
     }
 }

@@ -83,6 +83,8 @@ pub struct Settings {
     pub python: String,
     /// The device the engines run on.
     pub device: DeviceKind,
+    /// Run the decode step's compiled pieces (`generate::GenerateOptions::compile`).
+    pub compile: bool,
 }
 
 impl Default for Settings {
@@ -98,6 +100,7 @@ impl Default for Settings {
             cold: false,
             python: "python3".into(),
             device: DeviceKind::Cpu,
+            compile: false,
         }
     }
 }
@@ -128,6 +131,7 @@ impl Settings {
             kv: KvCacheOptions { kv_bits: point.kv_bits, ..self.kv },
             prefill_step_size: self.prefill_step_size,
             stop_tokens: Vec::new(),
+            compile: self.compile,
         }
     }
 }

@@ -52,6 +52,10 @@ pub struct GenerateArgs {
     /// Stop at the model's end-of-sequence token (default: always generate --n-generate).
     #[arg(long)]
     stop_at_eos: bool,
+    /// Compile the greedy sampler with MLX's `compile` (as `run --compile`; random sampling
+    /// runs uncompiled).
+    #[arg(long)]
+    compile: bool,
     /// Device to run on (default: gpu when this MLX has one, else cpu).
     #[arg(long, value_parser = choice::<DeviceKind>())]
     device: Option<DeviceKind>,
@@ -100,6 +104,7 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         kv: args.kv.options(args.kv_bits.0),
         prefill_step_size: args.prefill_step_size as usize,
         stop_tokens: if args.stop_at_eos { loaded.config.eos_token_ids() } else { Vec::new() },
+        compile: args.compile,
     };
     if args.verbose {
         super::warn_debug_build();

@@ -115,6 +115,11 @@ pub struct RunArgs {
     prefill_step_size: u64,
     #[command(flatten, next_help_heading = "Prompts and the KV cache")]
     kv: KvCacheArgs,
+    /// Compile the decode step's sampler (log-softmax and greedy choice) with MLX's `compile`,
+    /// traced once and replayed. The forward pass is not compiled (README: "Compiled decode").
+    /// Off by default; mlxbench's engine only.
+    #[arg(help_heading = "Prompts and the KV cache", long)]
+    compile: bool,
 
     /// Table format on stdout.
     #[arg(help_heading = "Output", long, short, value_parser = choice_of(FORMATS), default_value_t = Format::Md)]
@@ -187,6 +192,7 @@ impl RunArgs {
             cold: self.cold,
             python: self.python.clone(),
             device,
+            compile: self.compile,
         })
     }
 }

@@ -28,6 +28,11 @@ pub struct TrialTimings {
     pub prefill_done: Duration,
     /// When each generated token (one per sequence) was on the host, in order.
     pub token_times: Vec<Duration>,
+    /// For each generated token, when the host had built the step after it (the graph, lazily),
+    /// and when it had queued that step (MLX `async_eval` returned), just before it began to wait
+    /// for the token; empty when the engine does not expose the split (mlx-lm).
+    pub built_times: Vec<Duration>,
+    pub queued_times: Vec<Duration>,
 }
 
 impl TrialTimings {
@@ -50,6 +55,30 @@ impl TrialTimings {
     /// token on (the first token's own time is TTFT's).
     pub fn inter_token_latencies(&self) -> Vec<Duration> {
         self.token_times.windows(2).map(|w| w[1].saturating_sub(w[0])).collect()
+    }
+
+    /// Each inter-token latency split in two at the moment the next step was queued: the host's
+    /// part (previous token on the host -> next step's graph built and handed to MLX, with
+    /// whatever else the host did in between) and the wait (-> this token on the host). The two
+    /// add up to the latency. `None` without a queue time for every token.
+    pub fn step_host_and_wait(&self) -> Option<Vec<(Duration, Duration)>> {
+        (self.queued_times.len() == self.token_times.len()).then(|| {
+            self.token_times
+                .windows(2)
+                .zip(&self.queued_times[1.min(self.queued_times.len())..])
+                .map(|(w, &queued)| (queued.saturating_sub(w[0]), w[1].saturating_sub(queued)))
+                .collect()
+        })
+    }
+
+    /// The part of each step's host part spent building the next step's graph (previous token on
+    /// the host -> graph built); the rest, up to `async_eval` returning, is MLX encoding and
+    /// launching it, and waiting there when more than MLX's limit of tasks (10) are in flight.
+    /// `None` without a build time for every token.
+    pub fn step_build(&self) -> Option<Vec<Duration>> {
+        (self.built_times.len() == self.token_times.len()).then(|| {
+            self.token_times.windows(2).zip(&self.built_times[1.min(self.built_times.len())..]).map(|(w, &built)| built.saturating_sub(w[0])).collect()
+        })
     }
 }
 
@@ -125,6 +154,36 @@ pub struct TrialMetrics {
     /// With a draft model: the acceptance measures of the trial's verify steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speculative: Option<super::speculative::SpeculativeTrial>,
+    /// Percentiles of the host's part of each inter-token latency (ms): previous token on the host
+    /// -> the next step's graph built and queued ([`TrialTimings::step_host_and_wait`]).
+    #[serde(default)]
+    pub step_host_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_p99_ms: Option<f64>,
+    /// Percentiles of the rest of each inter-token latency (ms): the host waiting for the token.
+    #[serde(default)]
+    pub step_wait_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p99_ms: Option<f64>,
+    /// `sum of host parts / sum of inter-token latencies`: near 1 the decode is host-bound (the
+    /// device waits for the host's graphs), near 0 device-bound.
+    #[serde(default)]
+    pub step_host_share: Option<f64>,
+    /// When each token's next step was queued, ms from `t = 0` (beside `token_ms`).
+    #[serde(default)]
+    pub step_queued_ms: Vec<f64>,
+    /// Percentiles of the graph-building share of each host part (ms; [`TrialTimings::step_build`]).
+    #[serde(default)]
+    pub step_build_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_build_p90_ms: Option<f64>,
+    /// When each token's next step was built, ms from `t = 0`.
+    #[serde(default)]
+    pub step_built_ms: Vec<f64>,
 }
 
 fn per_second(count: usize, time: Duration) -> Option<f64> {
@@ -155,6 +214,20 @@ impl TrialMetrics {
                 Some(DecodeWindow { context_tokens, n_tokens: window.len(), tps })
             })
             .collect();
+        let split = t.step_host_and_wait().filter(|split| !split.is_empty());
+        let parts_ms = |part: fn(&(Duration, Duration)) -> Duration| {
+            split.as_ref().map(|split| sorted(&split.iter().map(|s| ms(part(s))).collect::<Vec<_>>()))
+        };
+        let (host_ms, wait_ms) = (parts_ms(|s| s.0), parts_ms(|s| s.1));
+        let host_at = |p: f64| host_ms.as_ref().map(|v| percentile(v, p));
+        let wait_at = |p: f64| wait_ms.as_ref().map(|v| percentile(v, p));
+        let build_ms = t.step_build().filter(|b| !b.is_empty()).map(|b| sorted(&b.into_iter().map(ms).collect::<Vec<_>>()));
+        let build_at = |p: f64| build_ms.as_ref().map(|v| percentile(v, p));
+        let step_host_share = split.as_ref().and_then(|split| {
+            let host: Duration = split.iter().map(|s| s.0).sum();
+            let total: Duration = split.iter().map(|s| s.0 + s.1).sum();
+            (!total.is_zero()).then(|| host.as_secs_f64() / total.as_secs_f64())
+        });
         Self {
             ttft_ms: ms(t.first_token()),
             prompt_tps: per_second(t.batch * t.n_prefill, t.prefill_done),
@@ -172,6 +245,17 @@ impl TrialMetrics {
             joules_per_token: None,
             thermal_state: None,
             speculative: None,
+            step_host_p50_ms: host_at(50.0),
+            step_host_p90_ms: host_at(90.0),
+            step_host_p99_ms: host_at(99.0),
+            step_wait_p50_ms: wait_at(50.0),
+            step_wait_p90_ms: wait_at(90.0),
+            step_wait_p99_ms: wait_at(99.0),
+            step_host_share,
+            step_queued_ms: t.queued_times.iter().copied().map(ms).collect(),
+            step_build_p50_ms: build_at(50.0),
+            step_build_p90_ms: build_at(90.0),
+            step_built_ms: t.built_times.iter().copied().map(ms).collect(),
         }
     }
 
@@ -204,6 +288,14 @@ pub struct MetricSummaries {
     pub itl_max_ms: Option<Summary>,
     #[serde(default)]
     pub joules_per_token: Option<Summary>,
+    #[serde(default)]
+    pub step_host_p50_ms: Option<Summary>,
+    #[serde(default)]
+    pub step_wait_p50_ms: Option<Summary>,
+    #[serde(default)]
+    pub step_host_share: Option<Summary>,
+    #[serde(default)]
+    pub step_build_p50_ms: Option<Summary>,
 }
 
 impl MetricSummaries {
@@ -224,6 +316,10 @@ impl MetricSummaries {
             itl_p99_ms: of(&|t| t.itl_p99_ms),
             itl_max_ms: of(&|t| t.itl_max_ms),
             joules_per_token: of(&|t| t.joules_per_token),
+            step_host_p50_ms: of(&|t| t.step_host_p50_ms),
+            step_wait_p50_ms: of(&|t| t.step_wait_p50_ms),
+            step_host_share: of(&|t| t.step_host_share),
+            step_build_p50_ms: of(&|t| t.step_build_p50_ms),
         }
     }
 

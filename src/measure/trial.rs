@@ -73,15 +73,21 @@ pub fn run_trial(
     let prefill_done = start.elapsed();
     let n_prefill = n_prompt - generation.pending_tokens();
     let mut token_times = Vec::with_capacity(options.n_generate);
+    let mut built_times = Vec::with_capacity(options.n_generate);
+    let mut queued_times = Vec::with_capacity(options.n_generate);
     let mut generated = Vec::with_capacity(options.n_generate);
-    while let Some(step) = generation.next_token()? {
+    while generation.build_next()? {
+        built_times.push(start.elapsed());
+        generation.submit_next()?;
+        queued_times.push(start.elapsed());
+        let step = generation.read_token()?;
         token_times.push(start.elapsed());
         generated.push(step.tokens);
         if let Some(delay) = delay {
             std::thread::sleep(delay);
         }
     }
-    let timings = TrialTimings { batch: prompt.batch(), n_context: depth, n_prompt, n_prefill, prefill_done, token_times };
+    let timings = TrialTimings { batch: prompt.batch(), n_context: depth, n_prompt, n_prefill, prefill_done, token_times, built_times, queued_times };
     let memory = memory_of(&generation)?;
     Ok(Trial { metrics: TrialMetrics::from_timings(&timings, memory), timings, generated })
 }

@@ -86,6 +86,29 @@ pub struct CsvRow {
     /// The Mac's thermal state during the trial (macOS only; empty elsewhere).
     #[serde(default)]
     pub thermal_state: String,
+    /// The trial's host part and wait of each decode step (percentiles, ms) and the host's share
+    /// of the decode time (`measure::metrics`); empty for an engine without the split.
+    #[serde(default)]
+    pub step_host_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p90_ms: Option<f64>,
+    #[serde(default)]
+    pub step_wait_p99_ms: Option<f64>,
+    #[serde(default)]
+    pub step_host_share: Option<f64>,
+    #[serde(default)]
+    pub step_build_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub step_build_p90_ms: Option<f64>,
+    /// `--compile`: the decode step's sampler ran compiled.
+    #[serde(default)]
+    pub compile: bool,
     /// Speculative decoding (empty without a draft): the draft model, its tokens per step, and the
     /// configuration's measures (`measure::speculative::SpeculativeSummary`); lists are
     /// `;`-separated (acceptance by draft position 1…k, verify cost for T = 1…k+1 tokens, ms).
@@ -193,6 +216,16 @@ impl CsvRow {
                 gpu_throttle_reasons: gpu.map_or_else(String::new, |g| g.throttle_reasons.join(";")),
                 joules_per_token: trial.and_then(|t| t.joules_per_token),
                 thermal_state: trial.and_then(|t| t.thermal_state).map_or_else(String::new, |s| s.as_str().into()),
+                step_host_p50_ms: trial.and_then(|t| t.step_host_p50_ms),
+                step_host_p90_ms: trial.and_then(|t| t.step_host_p90_ms),
+                step_host_p99_ms: trial.and_then(|t| t.step_host_p99_ms),
+                step_wait_p50_ms: trial.and_then(|t| t.step_wait_p50_ms),
+                step_wait_p90_ms: trial.and_then(|t| t.step_wait_p90_ms),
+                step_wait_p99_ms: trial.and_then(|t| t.step_wait_p99_ms),
+                step_host_share: trial.and_then(|t| t.step_host_share),
+                step_build_p50_ms: trial.and_then(|t| t.step_build_p50_ms),
+                step_build_p90_ms: trial.and_then(|t| t.step_build_p90_ms),
+                compile: record.context.compile,
                 draft_model: record.point.draft.as_ref().map_or_else(String::new, |d| d.draft_model.clone()),
                 num_draft_tokens: record.point.draft.as_ref().map(|d| d.num_draft_tokens),
                 acceptance_rate: spec.and_then(|s| s.acceptance_rate),

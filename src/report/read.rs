@@ -134,6 +134,7 @@ fn record_of(point: RunPoint, rows: Vec<CsvRow>) -> RunRecord {
         repeats: rows.len(),
         seed: 0,
         target_ci_pct: None,
+        compile: first.compile,
     };
     let outcome = match first.status.as_str() {
         "ok" => Ok(rows.iter().filter(|r| r.run > 0).map(trial_of).collect()),
@@ -207,5 +208,16 @@ fn trial_of(row: &CsvRow) -> TrialMetrics {
         joules_per_token: row.joules_per_token,
         thermal_state: ThermalState::from_name(&row.thermal_state),
         speculative: None,
+        step_host_p50_ms: row.step_host_p50_ms,
+        step_host_p90_ms: row.step_host_p90_ms,
+        step_host_p99_ms: row.step_host_p99_ms,
+        step_wait_p50_ms: row.step_wait_p50_ms,
+        step_wait_p90_ms: row.step_wait_p90_ms,
+        step_wait_p99_ms: row.step_wait_p99_ms,
+        step_host_share: row.step_host_share,
+        step_queued_ms: Vec::new(),
+        step_build_p50_ms: row.step_build_p50_ms,
+        step_build_p90_ms: row.step_build_p90_ms,
+        step_built_ms: Vec::new(),
     }
 }

@@ -193,6 +193,18 @@ fn itl_text(summaries: Option<&MetricSummaries>) -> String {
     }
 }
 
+/// Median over the trials of each step's host part, its graph building, and wait (p50, ms) and
+/// of the host's share of the decode time; `-` for an engine that does not expose the split.
+fn host_share_text(summaries: Option<&MetricSummaries>) -> String {
+    let Some(s) = summaries else { return "-".into() };
+    match (s.step_host_p50_ms.as_ref(), s.step_build_p50_ms.as_ref(), s.step_wait_p50_ms.as_ref(), s.step_host_share.as_ref()) {
+        (Some(host), Some(build), Some(wait), Some(share)) => {
+            format!("{:.2} ({:.2}) / {:.2} ({:.0}%)", host.median, build.median, wait.median, share.median * 100.0)
+        }
+        _ => "-".into(),
+    }
+}
+
 /// The first and last window's decode rate (median over the trials) with the context each
 /// attended to, when a trial had more than one window.
 fn windows_text(trials: &[TrialMetrics]) -> String {
@@ -253,6 +265,10 @@ fn summary_table(records: &[RunRecord], settings: Vec<Column>) -> Table {
         columns.push(bandwidth);
     }
     columns.push(metric_column(records, "ITL p50/p99 ms", |s| Cell::text(itl_text(s))));
+    let host = metric_column(records, "step host (build) / wait ms (host share)", |s| Cell::text(host_share_text(s)));
+    if host.has_values() {
+        columns.push(host);
+    }
     let windows = Column::new("decode t/s by context", true, records.iter().map(|r| Cell::text(windows_text(&r.trials))).collect());
     if windows.has_values() {
         columns.push(windows);

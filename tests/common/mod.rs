@@ -40,6 +40,8 @@ pub fn synthetic_trial(gap_us: u64, peak: u64) -> TrialMetrics {
         n_prefill: 64,
         prefill_done: Duration::from_millis(16),
         token_times: (0..33).map(|i| Duration::from_millis(20) + Duration::from_micros(gap_us * i)).collect(),
+        built_times: Vec::new(),
+        queued_times: Vec::new(),
     };
     TrialMetrics::from_timings(&timings, TrialMemory { peak_memory_bytes: peak, ..TrialMemory::default() })
 }
@@ -73,6 +75,7 @@ pub fn run_context(repeats: usize) -> mlxbench::bench::RunContext {
         repeats,
         seed: 0,
         target_ci_pct: None,
+        compile: false,
     }
 }
 
