@@ -214,6 +214,9 @@ pub struct ServeArgs {
     no_save: bool,
 }
 
+/// A point's requests: the warmup's, the measured ones, and (multi-turn) each conversation's turns.
+type PointRequests = (Vec<RequestSpec>, Vec<RequestSpec>, Vec<Vec<RequestSpec>>);
+
 /// Server settings of one launch: (instances, decode concurrency, prompt concurrency, kv bits).
 type ServerSetting = (usize, Option<u32>, Option<u32>, Option<i32>);
 
@@ -392,7 +395,7 @@ pub fn run(args: ServeArgs) -> Result<bool> {
     let nonce = mlxbench::rng::mix(args.seed ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
     let buster = (args.cache_mode == CacheMode::Bust).then(|| CacheBuster::new(tokenizer.as_ref(), nonce)).transpose()?;
     // The point's requests: the warmup's, the measured ones (or the conversations' turns).
-    let point_requests = |point: usize, clients: usize| -> Result<(Vec<RequestSpec>, Vec<RequestSpec>, Vec<Vec<RequestSpec>>)> {
+    let point_requests = |point: usize, clients: usize| -> Result<PointRequests> {
         let seed = mlxbench::rng::mix(args.seed ^ (point as u64).wrapping_mul(0x9E37_79B9));
         let warmup = args.warmup as usize;
         let tokenizer = || tokenizer.as_ref().context("this workload builds prompts with the model's tokenizer: give --model or --tokenizer");

@@ -180,7 +180,7 @@ mod tests {
     fn a_rate_is_found_within_its_precision() {
         let (best, probes) = search(SearchAxis::Rate, 5.0, 1000.0, 100.0);
         let best = best.unwrap();
-        assert!(best <= 5.0 && best >= 5.0 / 1.1, "{best} {probes:?}");
+        assert!((5.0 / 1.1..=5.0).contains(&best), "{best} {probes:?}");
         assert_eq!(probes[..4], [1.0, 2.0, 4.0, 8.0]);
     }
 }

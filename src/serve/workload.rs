@@ -77,7 +77,7 @@ pub enum CacheMode {
 
 choice!(CacheMode {
     AsIs => ("as-is", "send the workload's prompts as they are"),
-    Bust => ("bust", "a unique marker at the start of every prompt: nothing can come from the cache"),
+    Bust => ("bust", "a marker of its own starts every prompt (a token no other request starts with): only what every prompt shares, a BOS or chat template, can come from the cache"),
     Warm => ("warm", "send every shared prefix (independent prompts: every prompt) once before the point"),
 });
 
