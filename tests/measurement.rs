@@ -562,7 +562,7 @@ fn host_metrics_travel_through_csv_and_json() {
     };
     let trial = TrialMetrics::from_timings(&timings, TrialMemory::default());
     assert_eq!((trial.step_host_p50_ms, trial.step_wait_p50_ms), (Some(4.5), Some(5.5)));
-    let point = RunPoint { model: "/m/a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 10, n_generate: 3, engine: Engine::Mlxbench };
+    let point = RunPoint { model: "/m/a".into(), kv_bits: None, batch: 1, depth: 0, n_prompt: 10, n_generate: 3, draft: None, engine: Engine::Mlxbench };
     let records = vec![RunRecord::new(point, run_context(1), Ok(vec![trial]), None, None)];
     let records = &records[..];
     let csv = records.render(Format::Csv).unwrap();

@@ -41,6 +41,7 @@ fn options(n_generate: usize, kv_bits: Option<i32>) -> GenerateOptions {
         kv: KvCacheOptions { kv_bits, ..KvCacheOptions::default() },
         prefill_step_size: 2048,
         stop_tokens: Vec::new(),
+        compile: false,
     }
 }
 

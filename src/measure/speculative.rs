@@ -273,7 +273,17 @@ pub fn run_speculative_trial(
         }
         steps.push(TimedStep { outcome, draft: Some(t1 - t0), verify: Some(t2 - t1) });
     }
-    let timings = TrialTimings { batch: 1, n_context: depth, n_prompt, n_prefill, prefill_done, token_times };
+    // Speculative tokens arrive in bursts, so there is no per-token host/wait split.
+    let timings = TrialTimings {
+        batch: 1,
+        n_context: depth,
+        n_prompt,
+        n_prefill,
+        prefill_done,
+        token_times,
+        built_times: Vec::new(),
+        queued_times: Vec::new(),
+    };
     let snapshot = device::memory_snapshot()?;
     let memory = TrialMemory {
         peak_memory_bytes: snapshot.peak_bytes,
@@ -396,6 +406,8 @@ mod tests {
             n_prefill: 3,
             prefill_done: Duration::from_millis(1),
             token_times: vec![Duration::from_millis(2), Duration::from_millis(3)],
+            built_times: Vec::new(),
+            queued_times: Vec::new(),
         };
         let mut m = TrialMetrics::from_timings(&timings, TrialMemory::default());
         m.generation_tps = Some(tps);
