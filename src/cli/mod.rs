@@ -22,6 +22,7 @@ pub mod export;
 pub mod generate;
 pub mod info;
 pub mod launch;
+pub mod quality;
 pub mod report;
 pub mod run;
 pub mod serve;
