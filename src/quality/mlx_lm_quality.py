@@ -1,6 +1,7 @@
 """mlxbench's mlx-lm side of `mlxbench quality`: the same teacher-forced scoring and greedy runs as
 src/quality/mod.rs, through Apple's mlx-lm and its own caches (`make_prompt_cache`, KVCache's
-`to_quantized` as `maybe_quantize_kv_cache` calls it, RotatingKVCache for max_kv_size), so the
+`to_quantized` as `maybe_quantize_kv_cache` calls it, RotatingKVCache(max_kv_size, keep=4) for
+max_kv_size, given by hand as tests/reference does: make_prompt_cache ignores it for llama), so the
 quality numbers of both engines come from one definition of each metric (src/quality/metrics.rs).
 
 mlxbench starts this script with the chosen Python, writes one JSON request on stdin and reads
@@ -40,7 +41,7 @@ def main():
     try:
         import mlx.core as mx
         from mlx_lm.generate import generate_step, maybe_quantize_kv_cache
-        from mlx_lm.models.cache import make_prompt_cache
+        from mlx_lm.models.cache import RotatingKVCache, make_prompt_cache
         from mlx_lm.utils import load_model
     except Exception as err:
         reply({"error": f"cannot import mlx-lm in {sys.executable}: {one_line(err)}"})
@@ -59,8 +60,18 @@ def main():
     def quantize(cache, s):
         maybe_quantize_kv_cache(cache, s["quantized_kv_start"], s["kv_group_size"], s["kv_bits"])
 
+    def new_cache(s):
+        # The model's own caches; a max_kv_size gives every layer RotatingKVCache(max, keep=4)
+        # unless the model already slides some layers (as tests/reference/mlx_lm_reference.py).
+        # make_prompt_cache alone would ignore max_kv_size for any model with a make_cache, and
+        # mlx-lm 0.32.2's llama has one (for its sliding-window variants).
+        cache = make_prompt_cache(model)
+        if s["max_kv_size"] is not None and not any(isinstance(c, RotatingKVCache) for c in cache):
+            cache = [RotatingKVCache(max_size=s["max_kv_size"], keep=4) for _ in model.layers]
+        return cache
+
     def prefill(s, depth):
-        cache = make_prompt_cache(model, max_kv_size=s["max_kv_size"])
+        cache = new_cache(s)
         for start in range(0, depth, step):
             chunk = mx.array(tokens[start : min(depth, start + step)], dtype=mx.uint32)[None]
             model(chunk, cache=cache)
@@ -68,12 +79,22 @@ def main():
             mx.eval([c.state for c in cache])
         return cache
 
+    def fresh(x):
+        # New array objects: mlx-lm writes its caches with `keys[..., i:j, :] = k`, which rebinds
+        # the Python array in place, so a snapshot must not share the objects.
+        if isinstance(x, mx.array):
+            return mx.array(x)
+        if isinstance(x, (list, tuple)):
+            return type(x)(fresh(v) for v in x)
+        return x
+
     def snapshot(cache):
         out = []
         for c in cache:
-            copy = type(c).from_state(c.state)
-            if c.meta_state:
-                copy.meta_state = c.meta_state
+            copy = type(c).from_state(fresh(c.state))
+            meta = getattr(c, "meta_state", None)
+            if meta:
+                copy.meta_state = meta
             out.append(copy)
         return out
 
