@@ -17,6 +17,7 @@ use mlxbench::{
     units::human_bytes,
 };
 
+pub mod capacity;
 pub mod compare;
 pub mod export;
 pub mod generate;

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::{CsvRow, Format, JsonReport};
 use crate::serve::{ServeRecord, ServeReport};
 use crate::{
-    bench::{engine::Engine, plan::RunPoint, record::LoadStats, RunContext, RunRecord, Status},
+    bench::{engine::Engine, plan::RunPoint, record::{median_breakdown, LoadStats}, RunContext, RunRecord, Status},
     choice::Choice,
     config::parse_bits_or_none,
     error::{Error, Result},
@@ -123,6 +123,7 @@ fn record_of(point: RunPoint, rows: Vec<CsvRow>) -> RunRecord {
     record.decode_gbps = first.decode_gbps;
     record.bandwidth_utilisation = first.bandwidth_utilisation;
     record.load = first.load_ms.zip(first.load_peak_memory_bytes).map(|(load_ms, load_peak_memory_bytes)| LoadStats { load_ms, load_peak_memory_bytes });
+    record.memory_breakdown = first.weights_memory_bytes.and_then(|weights| median_breakdown(&record.trials, weights));
     record
 }
 
