@@ -163,6 +163,19 @@ pub fn run(args: QualityArgs) -> Result<bool> {
         n_score: plan.n_score,
         n_generate: plan.n_generate,
     };
+    let out_dir = (!args.no_save).then(|| args.output_dir.clone().unwrap_or_else(default_output_dir));
+    if let Some(dir) = &out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // The files are rewritten after every record, so a long measurement stopped early keeps
+    // what it measured.
+    let save_now = |records: &[QualityRecord]| {
+        if let Some(dir) = &out_dir {
+            if let Err(e) = save(dir, records) {
+                eprintln!("warning: saving quality results: {e:#}");
+            }
+        }
+    };
     let mut records = Vec::new();
     for &engine in &args.engine {
         match engine {
@@ -189,6 +202,7 @@ pub fn run(args: QualityArgs) -> Result<bool> {
                         };
                         let record = finish(&point(engine, kv, depth), baseline.as_ref().ok(), run.map_err(|e| e.describe()), session.targets());
                         records.push(record);
+                        save_now(&records);
                         bar.inc(1);
                     }
                 }
@@ -211,6 +225,7 @@ pub fn run(args: QualityArgs) -> Result<bool> {
                     let baseline = baselines.iter().find(|(d, _)| *d == depth).map(|(_, r)| r);
                     bar.set_message(format!("mlx-lm, depth {depth}, kv {}", label(kv)));
                     records.push(finish(&point(engine, kv, depth), baseline, run, targets));
+                    save_now(&records);
                     bar.inc(1);
                 });
                 if let Err(e) = result {
@@ -228,17 +243,22 @@ pub fn run(args: QualityArgs) -> Result<bool> {
         }
     }
     bar.finish_and_clear();
-    let doc = QualityRecords(records);
-    if !args.no_save {
-        let dir = args.output_dir.clone().unwrap_or_else(default_output_dir);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for (format, name) in [(Format::Json, "quality.json"), (Format::Csv, "quality.csv"), (Format::Md, "quality.md")] {
-            write_atomically(&dir.join(name), doc.render(format)?)?;
-        }
+    if let Some(dir) = &out_dir {
+        save(dir, &records)?;
         eprintln!("quality: results in {}", dir.display());
     }
+    let doc = QualityRecords(records);
     print!("{}", doc.render(args.format)?);
     Ok(doc.0.iter().all(|r| r.status == Status::Ok))
+}
+
+/// Writes quality.json, quality.csv and quality.md in `dir`, each replaced whole.
+fn save(dir: &std::path::Path, records: &[QualityRecord]) -> Result<()> {
+    let doc = QualityRecords(records.to_vec());
+    for (format, name) in [(Format::Json, "quality.json"), (Format::Csv, "quality.csv"), (Format::Md, "quality.md")] {
+        write_atomically(&dir.join(name), doc.render(format)?)?;
+    }
+    Ok(())
 }
 
 /// The record of one setting's run against the baseline.
