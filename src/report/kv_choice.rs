@@ -188,9 +188,10 @@ fn choice_of(model: String, runs: &[&RunRecord], quality: &[&QualityEntry], capa
                 .collect(),
         ));
     }
-    let mut notes = vec![
-        "@N: decode t/s (batch ÷ median inter-token latency), prompt t/s and peak memory at N tokens of context (medians over the trials of `mlxbench run`);".to_string(),
-    ];
+    let mut notes = Vec::new();
+    if !contexts.is_empty() {
+        notes.push("@N: decode t/s (batch ÷ median inter-token latency), prompt t/s and peak memory at N tokens of context (medians over the trials of `mlxbench run`);".to_string());
+    }
     if !depths.is_empty() {
         notes.push("KL mean (nats) and top-1 agreement against the plain cache at depth N (`mlxbench quality`);".into());
     }
