@@ -93,3 +93,19 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
     }
     Ok(bytes.round() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_in_decimal_and_binary_units() {
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_bytes("1.5 GiB"), Ok(1_610_612_736));
+        assert_eq!(parse_bytes("512mib"), Ok(536_870_912));
+        assert_eq!(parse_bytes("556MB"), Ok(556_000_000));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("2 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("GB").is_err() && parse_bytes("0").is_err() && parse_bytes("").is_err());
+    }
+}

@@ -85,7 +85,7 @@ fn context_of(r: &RunRecord) -> usize {
     r.point.depth + r.point.n_prompt
 }
 
-/// Every model's table, in the order models first appear. Speed comes from mlxbench-engine
+/// Every model's table (models by their short name, `ids::model_label`), in the order they first appear. Speed comes from mlxbench-engine
 /// records of one sequence (batch 1); quality from the mlxbench engine with an unbounded cache;
 /// capacity at batch 1. A cell with nothing measured is `-`.
 pub fn kv_choices(inputs: &KvInputs) -> Vec<KvChoice> {
@@ -97,18 +97,21 @@ pub fn kv_choices(inputs: &KvInputs) -> Vec<KvChoice> {
         .filter(|q| q.engine == Engine::Mlxbench.to_string() && q.max_kv_size.is_none())
         .collect();
     let capacity: Vec<&CapacityRecord> = inputs.capacity.iter().filter(|c| c.batch == 1).collect();
+    // A model is known by its short name: one command may have been given `target/models/m`, another
+    // its absolute path.
     let mut models: Vec<String> = Vec::new();
     for m in runs.iter().map(|r| &r.point.model).chain(quality.iter().map(|q| &q.model)).chain(capacity.iter().map(|c| &c.model)) {
-        if !models.contains(m) {
-            models.push(m.clone());
+        let label = model_label(m);
+        if !models.contains(&label) {
+            models.push(label);
         }
     }
     models
         .into_iter()
         .map(|model| {
-            let runs: Vec<&RunRecord> = runs.iter().copied().filter(|r| r.point.model == model).collect();
-            let quality: Vec<&QualityEntry> = quality.iter().copied().filter(|q| q.model == model).collect();
-            let capacity: Vec<&CapacityRecord> = capacity.iter().copied().filter(|c| c.model == model).collect();
+            let runs: Vec<&RunRecord> = runs.iter().copied().filter(|r| model_label(&r.point.model) == model).collect();
+            let quality: Vec<&QualityEntry> = quality.iter().copied().filter(|q| model_label(&q.model) == model).collect();
+            let capacity: Vec<&CapacityRecord> = capacity.iter().copied().filter(|c| model_label(&c.model) == model).collect();
             choice_of(model, &runs, &quality, &capacity)
         })
         .collect()
@@ -368,7 +371,7 @@ mod tests {
     fn one_row_per_kv_setting_with_speed_quality_and_capacity_side_by_side() {
         let quality = |kv, kl: f64, top1: f64| QualityEntry {
             engine: "mlxbench".into(),
-            model: "m".into(),
+            model: "models/m".into(), // the same model by another path: joined by its name
             kv_bits: kv,
             max_kv_size: None,
             depth: 512,
