@@ -164,6 +164,32 @@ pub fn clear_cache() -> Result<()> {
     Ok(memory::clear_cache()?)
 }
 
+/// A size from MLX's description of the default device (`device_info`), when it has `key`:
+/// `max_recommended_working_set_size` and `memory_size` on Metal, `free_memory` and
+/// `total_memory` on CUDA (the CPU has no memory keys).
+pub fn device_info_size(key: &str) -> Option<u64> {
+    let key = std::ffi::CString::new(key).ok()?;
+    // SAFETY: mlx-c's documented life cycle: new objects are filled by the getters and freed
+    // here whatever they returned; the key outlives the calls.
+    unsafe {
+        let mut dev = mlx_sys::mlx_device_new();
+        let mut info = mlx_sys::mlx_device_info_new();
+        let mut value = 0usize;
+        let found = mlx_sys::mlx_get_default_device(&mut dev) == 0
+            && mlx_sys::mlx_device_info_get(&mut info, dev) == 0
+            && mlx_sys::mlx_device_info_get_size(&mut value, info, key.as_ptr()) == 0;
+        mlx_sys::mlx_device_info_free(info);
+        mlx_sys::mlx_device_free(dev);
+        found.then_some(value as u64)
+    }
+}
+
+/// Sets MLX's memory limit (bytes): above it the allocator frees its buffer cache and waits for
+/// running work before it allocates more. Returns the previous limit.
+pub fn set_memory_limit(bytes: u64) -> Result<u64> {
+    Ok(memory::set_memory_limit(bytes as usize)? as u64)
+}
+
 /// Starts a new peak-memory window (MLX's peak is otherwise process-wide).
 pub fn reset_peak_memory() -> Result<()> {
     Ok(memory::reset_peak_memory()?)

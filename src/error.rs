@@ -91,6 +91,10 @@ pub enum Error {
     #[error("{setting} is not supported for {model_type}: {reason}")]
     UnsupportedSetting { model_type: String, setting: &'static str, reason: String },
 
+    /// The mlx-lm side of `mlxbench quality` (its Python) failed; the detail says how.
+    #[error("mlx-lm quality engine ({python}): {detail}")]
+    ReferenceEngine { python: String, detail: String },
+
     /// Writing text into memory failed (a `Display` implementation reported an error).
     #[error("formatting text: {0}")]
     Format(#[from] std::fmt::Error),

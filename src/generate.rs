@@ -74,7 +74,9 @@ pub struct Step {
     pub logprobs: Array,
 }
 
-/// A generation in progress over a batch of equal-length prompts.
+/// A generation in progress over a batch of equal-length prompts. A clone is a snapshot that goes
+/// on independently (the caches' arrays are shared, never written in place).
+#[derive(Clone)]
 pub struct Generation<'m> {
     model: &'m dyn LanguageModel,
     caches: Vec<KvCache>,
@@ -261,6 +263,41 @@ impl<'m> Generation<'m> {
         let logprobs = log_softmax(&last)?;
         let sampled = self.options.sampling.sample(&logprobs, self.produced)?;
         Ok((sampled, logprobs))
+    }
+
+    /// One teacher-forced step (`quality`): runs the pending prompt tokens (after
+    /// [`Self::prefill`], the last one) through the model as a decode step does, evaluates, and
+    /// returns the log-probabilities `[B, vocab]` after the last of them. `then` (`[B, 1]`, the
+    /// text's own next tokens) becomes the next step's input instead of a sampled token. Only
+    /// before decoding starts.
+    pub fn force_step(&mut self, then: &Array) -> Result<Array> {
+        if self.ahead.is_some() {
+            return Err(Error::InvalidOption("a teacher-forced step after decoding started".into()));
+        }
+        self.prefill()?;
+        let input = self.pending.take().ok_or_else(|| Error::InvalidOption("the generation has started".into()))?;
+        let logits = self.forward(&input)?;
+        let last = logits.try_index_cols(logits.dim(1) - 1, logits.dim(1))?.squeeze_axes(&[1])?;
+        let logprobs = log_softmax(&last)?;
+        eval(std::iter::once(&logprobs).chain(self.caches.iter().flat_map(KvCache::arrays)))?;
+        self.pending = Some(then.clone());
+        Ok(logprobs)
+    }
+
+    /// This generation with its caches turned into `kv`'s kind, as [`KvCache::maybe_quantize`]
+    /// does after a forward pass: a plain cache filled by one prefill chunk becomes exactly what a
+    /// quantized generation holds after that chunk. Only before decoding starts.
+    pub fn with_kv(&self, kv: KvCacheOptions) -> Result<Self> {
+        if self.ahead.is_some() || self.produced > 0 {
+            return Err(Error::InvalidOption("a cache setting changed after decoding started".into()));
+        }
+        let mut fork = self.clone();
+        fork.options.kv = kv;
+        for cache in &mut fork.caches {
+            cache.maybe_quantize(&kv)?;
+        }
+        eval(fork.caches.iter().flat_map(KvCache::arrays))?;
+        Ok(fork)
     }
 
     /// The first decode step's outputs (token ids `[B]`, log-probabilities `[B, vocab]`) after the

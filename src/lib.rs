@@ -13,7 +13,8 @@
 //! - `device`, `weights`, `config`, `hub`, `tokenizer`, `prompt`, and leaf helpers (`choice`,
 //!   `error`, `rng`, `units`).
 //!
-//! Beside them: `synth` (synthetic models), `hwinfo` (the machine), `selftest` (MLX kernels),
+//! Beside them: `quality` (a KV-cache setting's output quality against the plain cache, over
+//! `generate` and `measure`'s statistics), `synth` (synthetic models), `hwinfo` (the machine), `selftest` (MLX kernels),
 //! `graph` (compute graphs as DOT), `process` (the process groups mlxbench starts).
 pub mod bench;
 pub mod cache;
@@ -32,6 +33,7 @@ pub mod models;
 pub mod ops;
 pub mod process;
 pub mod prompt;
+pub mod quality;
 pub mod report;
 pub mod rng;
 pub mod selftest;

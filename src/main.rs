@@ -37,6 +37,14 @@ enum Command {
     /// peak memory, over a sweep of settings, with warmup, repeats and statistics. Prints a table
     /// and appends every trial to a results file.
     Run(Box<cli::run::RunArgs>),
+    /// Find the longest context each KV-cache setting (and batch) fits in a memory budget (the
+    /// device's, or --memory-limit): lengths run one by one in child processes, prefill plus a few
+    /// decode steps, with the peak and its breakdown at the longest and the first failure.
+    Capacity(Box<cli::capacity::CapacityArgs>),
+    /// What a KV-cache setting (--kv-bits, --max-kv-size) costs in output quality against the
+    /// plain cache: teacher-forced KL divergence, top-1 agreement and Δ perplexity at stated
+    /// context depths, and repetition of greedy text, for mlxbench and/or mlx-lm.
+    Quality(Box<cli::quality::QualityArgs>),
     /// Write a synthetic model: an MLX-format directory of a real shape (or any config.json)
     /// with seeded random weights, quantized or not, and a small tokenizer.
     Synth(cli::synth::SynthArgs),
@@ -85,6 +93,8 @@ enum Command {
 fn dispatch(command: Command) -> Result<bool> {
     Ok(match command {
         Command::Run(args) => cli::run::run(*args)?,
+        Command::Capacity(args) => cli::capacity::run(*args)?,
+        Command::Quality(args) => cli::quality::run(*args)?,
         Command::Compare(args) => cli::compare::run(&args)?,
         Command::Export(args) => cli::export::run(&args)?,
         Command::Launch(args) => cli::launch::run(&args)?,

@@ -67,3 +67,45 @@ pub fn significant(x: f64) -> String {
     };
     format!("{x:.digits$}")
 }
+
+/// A size as a user writes it: bytes (`1500000`) or a number with a unit, decimal (`kB`, `MB`,
+/// `GB`, `TB`) or binary (`KiB`, `MiB`, `GiB`, `TiB`), case-insensitive, e.g. `2GB`, `1.5 GiB`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 2GB, 512MiB or 1000000"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => (1u64 << 30) as f64,
+        "tib" => (1u64 << 40) as f64,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB")),
+    };
+    let bytes = value * scale;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(format!("{text:?} is not a size of at least one byte"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_parse_in_decimal_and_binary_units() {
+        assert_eq!(parse_bytes("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_bytes("1.5 GiB"), Ok(1_610_612_736));
+        assert_eq!(parse_bytes("512mib"), Ok(536_870_912));
+        assert_eq!(parse_bytes("556MB"), Ok(556_000_000));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("2 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_bytes("GB").is_err() && parse_bytes("0").is_err() && parse_bytes("").is_err());
+    }
+}

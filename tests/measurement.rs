@@ -201,6 +201,7 @@ fn record(model: &str, status: Status, trials: usize) -> RunRecord {
         memory_drift: None,
         distributed: None,
         speculative: None,
+        memory_breakdown: None,
     }
 }
 
@@ -577,4 +578,40 @@ fn host_metrics_travel_through_csv_and_json() {
     // Building 7 and 0 ms: p50 3.5.
     assert_eq!(rows[0].step_build_p50_ms, Some(3.5));
     assert!(markdown.contains("4.50 (3.50) / 5.50 (45%)"), "{markdown}");
+}
+
+#[test]
+fn memory_breakdown_splits_the_peak_into_weights_kv_and_transient() {
+    use mlxbench::{bench::ModelSize, measure::MemoryBreakdown, models::Footprint};
+    let b = MemoryBreakdown::of(10_000, 6_000, 1_500, 700);
+    assert_eq!(b, MemoryBreakdown { weights_bytes: 6_000, kv_cache_bytes: 1_500, transient_bytes: 2_500, buffer_cache_bytes: 700 });
+    assert_eq!(MemoryBreakdown::of(7_000, 6_000, 1_500, 0).transient_bytes, 0, "a peak below weights + KV has no transient");
+    // A record's breakdown is of the medians: peak 11_000, KV 1_100, buffer cache 6.
+    let trials: Vec<TrialMetrics> = [(10_000, 1_000, 5), (12_000, 1_200, 7), (11_000, 1_100, 6)]
+        .iter()
+        .map(|&(peak, kv, cache)| {
+            let memory = TrialMemory { peak_memory_bytes: peak, kv_cache_bytes: kv, cache_memory_bytes: cache, active_memory_bytes: 0 };
+            TrialMetrics::from_timings(&timings(1, 129, 33, 100, 120, 1120), memory)
+        })
+        .collect();
+    let point = RunPoint { model: "m".into(), kv_bits: Some(8), batch: 1, depth: 0, n_prompt: 129, n_generate: 33, draft: None, engine: Engine::Mlxbench };
+    let size = ModelSize { file_bytes: None, footprint: Footprint { weight_bytes: 6_000, ..Footprint::default() } };
+    let record = RunRecord::new(point, run_context(3), Ok(trials), Some(size), None);
+    let expected = MemoryBreakdown { weights_bytes: 6_000, kv_cache_bytes: 1_100, transient_bytes: 3_900, buffer_cache_bytes: 6 };
+    assert_eq!(record.memory_breakdown, Some(expected));
+    // CSV: each trial's transient (10_000 − 6_000 − 1_000 = 3_000, ...), and read back the same.
+    let records = vec![record];
+    let csv = records.render(Format::Csv).unwrap();
+    let rows: Vec<CsvRow> = csv::Reader::from_reader(csv.as_bytes()).deserialize().map(|r| r.unwrap()).collect();
+    let transient: Vec<Option<u64>> = rows.iter().map(|r| r.transient_memory_bytes).collect();
+    assert_eq!(transient, [Some(3_000), Some(4_800), Some(3_900)]);
+    assert!(rows.iter().all(|r| r.weights_memory_bytes == Some(6_000)));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.csv");
+    std::fs::write(&path, &csv).unwrap();
+    let back = mlxbench::report::read::read_records(&path).unwrap();
+    assert_eq!(back[0].memory_breakdown, Some(expected));
+    // JSON keeps the record's breakdown as one object.
+    let json: serde_json::Value = serde_json::from_str(&records.render(Format::Json).unwrap()).unwrap();
+    assert_eq!(json["records"][0]["memory_breakdown"]["transient_bytes"], 3_900);
 }

@@ -457,3 +457,70 @@ fn the_serve_report_draws_throughput_against_latency_with_its_pareto_front() {
     load(&page, Some(&screenshot));
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
 }
+
+/// The KV-cache section (`report` given `run`, `quality` and `capacity` results): per model one
+/// table, the same cells as `--kv-table` prints, and one figure drawing every bar it declares,
+/// in a page that loads without a console message.
+#[test]
+fn the_kv_section_shows_speed_quality_and_capacity_per_kv_setting() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-html-kv");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = tiny_llama(&dir);
+    let runs = dir.join("runs.json");
+    let cpu = ["--device", "cpu"];
+    let mut run = vec!["run", "--model", &model, "-p", "16,32", "-n", "8", "--kv-bits", "none,4", "--repeats", "1", "--warmup", "0"];
+    run.extend(cpu);
+    run.extend(["-o", runs.to_str().unwrap()]);
+    mlxbench(&run);
+    // A budget everything fits in: the answer is the ceiling, 512.
+    let capacity = dir.join("capacity.json");
+    let mut search = vec!["capacity", "--model", &model, "--kv-bits", "none,4", "--memory-limit", "1TB", "--start", "256"];
+    search.extend(["--max-n-prompt", "512", "-n", "2", "--device", "cpu", "-o", capacity.to_str().unwrap()]);
+    mlxbench(&search);
+    // Quality records as `mlxbench quality` writes them (made by hand: real quality needs a real model).
+    let quality = dir.join("quality.json");
+    let entry = |kv: &str, kl: f64, top1: f64| {
+        format!(
+            "{{\"engine\":\"mlxbench\",\"model\":{model:?},\"text\":\"t\",\"kv_bits\":{kv},\"kv_group_size\":64,\"max_kv_size\":null,\
+             \"depth\":512,\"n_score\":64,\"n_generate\":16,\"status\":\"ok\",\"error\":null,\"kl_mean\":{kl},\"top1_agreement\":{top1}}}"
+        )
+    };
+    std::fs::write(&quality, format!("[{},{}]", entry("null", 0.0, 1.0), entry("4", 0.25, 0.75))).unwrap();
+    let files = [runs.to_str().unwrap(), quality.to_str().unwrap(), capacity.to_str().unwrap()];
+    let page = dir.join("kv.html");
+    let mut report = vec!["report"];
+    report.extend(files);
+    report.extend(["-o", page.to_str().unwrap()]);
+    mlxbench(&report);
+    let (dom, console) = load(&page, None);
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    let table = html_table(&dom, "kv-choice");
+    let header = &table[0];
+    for column in ["kv", "decode t/s @16", "peak memory @32", "KL mean @512", "top-1 @512", "longest context"] {
+        assert!(header.iter().any(|h| h == column), "{column:?} missing from {header:?}");
+    }
+    assert_eq!(table.len(), 1 + 2, "a header and a row per kv setting");
+    let cell = |row: usize, name: &str| table[row][header.iter().position(|h| h == name).unwrap()].clone();
+    assert_eq!((cell(1, "kv"), cell(2, "kv")), ("none".to_string(), "4".to_string()));
+    assert_eq!((cell(1, "top-1 @512"), cell(2, "top-1 @512")), ("100.0%".to_string(), "75.0%".to_string()));
+    assert_eq!((cell(1, "longest context"), cell(2, "longest context")), ("512".to_string(), "512".to_string()));
+    // --kv-table prints the same cells.
+    let mut md = vec!["report", "--kv-table"];
+    md.extend(files);
+    let md = String::from_utf8(mlxbench(&md).stdout).unwrap();
+    let rows: Vec<Vec<String>> = md
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("|---"))
+        .map(|l| l.trim().trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert_eq!(rows, table, "{md}");
+    // The figure: two longest-context bars and a decode bar per kv setting and context.
+    let figure = dom.split("<figure class=\"kv-choice\"").nth(1).expect("the KV figure").split("</figure>").next().unwrap();
+    let declared: usize = figure.split('"').nth(1).unwrap().parse().unwrap();
+    assert_eq!(declared, 2 + 2 * 2);
+    assert_eq!(figure.matches("<rect class=\"bar\"").count(), declared);
+    let screenshot = screenshot_path(&dir, "kv.png");
+    load(&page, Some(&screenshot));
+    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "a screenshot with something on it");
+}

@@ -6,7 +6,9 @@
 //!   telling an observer;
 //! - [`engine`]: mlxbench's own engine and Apple's mlx-lm in a subprocess;
 //! - [`record`]: what a point produced (plain data that reports print);
+//! - [`capacity`]: the longest context that fits a memory budget, per KV setting;
 //! - [`config`] and [`ids`]: what the Criterion benches bench and how they name it.
+pub mod capacity;
 pub mod config;
 pub mod engine;
 pub mod ids;

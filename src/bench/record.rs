@@ -16,8 +16,8 @@ use crate::{
     measure::{
         speculative::SpeculativeSummary,
         metrics::{bandwidth_utilisation, decode_bandwidth_gbps},
-        stats::{linear_fit, ratio_of_medians_interval, seed_for, LinearFit},
-        MetricSummaries, Summary, TrialMetrics,
+        stats::{linear_fit, median, ratio_of_medians_interval, seed_for, LinearFit},
+        MemoryBreakdown, MetricSummaries, Summary, TrialMemory, TrialMetrics,
     },
     models::Footprint,
 };
@@ -201,6 +201,10 @@ pub struct RunRecord {
     /// verify-cost curve and the speed-up it predicts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speculative: Option<SpeculativeSummary>,
+    /// Where the peak went (weights, KV cache, transient) and MLX's buffer cache, of the medians
+    /// over the measured trials ([`MemoryBreakdown`]); `None` without trials or a known model size.
+    #[serde(default)]
+    pub memory_breakdown: Option<MemoryBreakdown>,
 }
 
 /// Loading a model: from its files to its weights evaluated on the device.
@@ -228,6 +232,7 @@ impl RunRecord {
         let summary = (!trials.is_empty()).then(|| MetricSummaries::of(&trials));
         let memory_drift = linear_fit(&trials_active_memory(&trials));
         let speculative = SpeculativeSummary::of(&trials);
+        let memory_breakdown = size.and_then(|size| median_breakdown(&trials, size.footprint.weight_bytes));
         let decode_gbps = summary.as_ref().and_then(|s| {
             let tps = s.generation_tps_per_sequence.as_ref()?.median;
             let kv = s.kv_cache_bytes.as_ref()?.median as u64;
@@ -251,8 +256,19 @@ impl RunRecord {
             memory_drift,
             distributed: None,
             speculative,
+            memory_breakdown,
         }
     }
+}
+
+/// The breakdown of the median peak, KV cache and buffer cache over `trials` of a model of
+/// `weights_bytes` (`None` without trials).
+pub fn median_breakdown(trials: &[TrialMetrics], weights_bytes: u64) -> Option<MemoryBreakdown> {
+    if trials.is_empty() {
+        return None;
+    }
+    let of = |f: fn(&TrialMemory) -> u64| median(&trials.iter().map(|t| f(&t.memory) as f64).collect::<Vec<_>>()) as u64;
+    Some(MemoryBreakdown::of(of(|m| m.peak_memory_bytes), weights_bytes, of(|m| m.kv_cache_bytes), of(|m| m.cache_memory_bytes)))
 }
 
 impl RunRecord {

@@ -138,7 +138,8 @@ impl Mask {
     }
 }
 
-/// One layer's cache.
+/// One layer's cache. A clone shares the arrays (MLX arrays are immutable): a snapshot.
+#[derive(Clone)]
 pub enum KvCache {
     Plain(PlainCache),
     Quantized(QuantizedCache),

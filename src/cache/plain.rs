@@ -4,7 +4,7 @@ use mlx_rs::{ops::zeros_dtype, Array};
 use super::{grow, room_for, seq_slice, seq_write, Fetched};
 use crate::error::Result;
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct PlainCache {
     pub(crate) keys: Option<Array>,
     pub(crate) values: Option<Array>,

@@ -35,6 +35,7 @@ impl QuantizedTensor {
     }
 }
 
+#[derive(Clone)]
 pub struct QuantizedCache {
     keys: Option<QuantizedTensor>,
     values: Option<QuantizedTensor>,

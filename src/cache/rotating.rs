@@ -10,6 +10,7 @@ use mlx_rs::{
 use super::{causal_mask, seq_slice, seq_write, Fetched, Mask, STEP};
 use crate::error::Result;
 
+#[derive(Clone)]
 pub struct RotatingCache {
     keys: Option<Array>,
     values: Option<Array>,

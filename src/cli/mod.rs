@@ -17,11 +17,13 @@ use mlxbench::{
     units::human_bytes,
 };
 
+pub mod capacity;
 pub mod compare;
 pub mod export;
 pub mod generate;
 pub mod info;
 pub mod launch;
+pub mod quality;
 pub mod report;
 pub mod run;
 pub mod serve;

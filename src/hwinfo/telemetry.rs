@@ -86,6 +86,11 @@ impl GpuMonitor {
         self.nvml.device_by_index(self.index).ok()
     }
 
+    /// The GPU's free memory now, bytes (what a new process can still allocate there).
+    pub fn free_memory_bytes(&self) -> Option<u64> {
+        self.device()?.memory_info().ok().map(|m| m.free)
+    }
+
     /// Reads the counters at the start of a trial.
     pub fn begin(&self) -> Mark {
         use nvml_wrapper::enum_wrappers::device::PerformancePolicy;
@@ -139,5 +144,9 @@ impl GpuMonitor {
 
     pub fn end(&self, _mark: Mark) -> GpuTelemetry {
         GpuTelemetry::default()
+    }
+
+    pub fn free_memory_bytes(&self) -> Option<u64> {
+        None
     }
 }

@@ -95,6 +95,40 @@ pub struct TrialMemory {
     pub kv_cache_bytes: u64,
 }
 
+/// Where a trial's peak memory went: the model's weights, the KV cache, and the rest of the peak
+/// (transient: activations, attention scores, the prompt), with MLX's buffer cache beside it
+/// (freed bytes MLX keeps for reuse, not part of the peak). What a KV-bits setting saves shows in
+/// `kv_cache_bytes`; what it does not, in the others.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryBreakdown {
+    /// Bytes of the model's weight tensors on the device (as stored: quantized or not).
+    pub weights_bytes: u64,
+    /// Bytes of the KV cache at the end of the trial (all layers, all sequences).
+    pub kv_cache_bytes: u64,
+    /// `peak − weights − KV cache` (0 when the peak is smaller than the two).
+    pub transient_bytes: u64,
+    /// MLX's buffer cache at the end of the trial.
+    pub buffer_cache_bytes: u64,
+}
+
+impl MemoryBreakdown {
+    /// The breakdown of a `peak_bytes` peak of a model of `weights_bytes` with a KV cache of
+    /// `kv_cache_bytes` and `buffer_cache_bytes` in MLX's buffer cache.
+    pub fn of(peak_bytes: u64, weights_bytes: u64, kv_cache_bytes: u64, buffer_cache_bytes: u64) -> Self {
+        Self {
+            weights_bytes,
+            kv_cache_bytes,
+            transient_bytes: peak_bytes.saturating_sub(weights_bytes.saturating_add(kv_cache_bytes)),
+            buffer_cache_bytes,
+        }
+    }
+
+    /// The breakdown of one trial's counters.
+    pub fn of_trial(memory: &TrialMemory, weights_bytes: u64) -> Self {
+        Self::of(memory.peak_memory_bytes, weights_bytes, memory.kv_cache_bytes, memory.cache_memory_bytes)
+    }
+}
+
 /// Generated tokens per decode-rate window ([`DecodeWindow`]).
 pub const DECODE_WINDOW: usize = 128;
 

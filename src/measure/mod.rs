@@ -11,7 +11,7 @@ pub mod speculative;
 pub mod stats;
 mod trial;
 
-pub use metrics::{DecodeWindow, MetricSummaries, TrialMemory, TrialMetrics, TrialTimings, DECODE_WINDOW};
+pub use metrics::{DecodeWindow, MemoryBreakdown, MetricSummaries, TrialMemory, TrialMetrics, TrialTimings, DECODE_WINDOW};
 pub use stats::Summary;
 pub use trial::{phase_prompt_len, prepare, run_trial, time_phase, PhaseSample, Trial, INJECTED_DELAY_VAR};
 

@@ -150,6 +150,28 @@ pub fn relative_change_interval(base: &[f64], now: &[f64], seed: u64) -> (f64, f
     (percentile(&changes, tail), percentile(&changes, 100.0 - tail))
 }
 
+/// The 95% percentile-bootstrap interval of `statistic` over `n` paired observations: each of
+/// [`BOOTSTRAP_RESAMPLES`] rounds draws `n` indices with replacement and evaluates `statistic` on
+/// them, so values that belong together (one scored token's numbers) stay together. Seeded.
+pub fn paired_bootstrap_interval(n: usize, seed: u64, mut statistic: impl FnMut(&[usize]) -> f64) -> (f64, f64) {
+    let mut rng = SplitMix64::new(seed);
+    let mut indices = vec![0; n];
+    let mut values: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            indices.iter_mut().for_each(|i| *i = rng.below(n));
+            statistic(&indices)
+        })
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let tail = 50.0 * (1.0 - CONFIDENCE_LEVEL);
+    (percentile(&values, tail), percentile(&values, 100.0 - tail))
+}
+
+/// The 95% percentile-bootstrap interval of the mean of `xs` ([`paired_bootstrap_interval`]).
+pub fn mean_interval(xs: &[f64], seed: u64) -> (f64, f64) {
+    paired_bootstrap_interval(xs.len(), seed, |idx| idx.iter().map(|&i| xs[i]).sum::<f64>() / idx.len() as f64)
+}
+
 /// A least-squares line through `(i, ys[i])`, `i = 0, 1, ...`: its slope per step and the 95%
 /// confidence interval of the slope (Student's t with n − 2 degrees of freedom).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use super::{invalid, Append, Printer};
 use crate::{
     bench::record::{unknown_mlx_build, RunRecord},
     config::bits_or_none,
-    measure::TrialMetrics,
+    measure::{MemoryBreakdown, TrialMetrics},
     error::Result,
     units::gigabytes,
 };
@@ -86,6 +86,13 @@ pub struct CsvRow {
     /// The Mac's thermal state during the trial (macOS only; empty elsewhere).
     #[serde(default)]
     pub thermal_state: String,
+    /// The trial's memory breakdown (`measure::MemoryBreakdown`): the model's weights on the
+    /// device, and the peak beyond the weights and `kv_cache_bytes`; `cache_memory_bytes` is MLX's
+    /// buffer cache beside it.
+    #[serde(default)]
+    pub weights_memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub transient_memory_bytes: Option<u64>,
     /// The trial's host part and wait of each decode step (percentiles, ms) and the host's share
     /// of the decode time (`measure::metrics`); empty for an engine without the split.
     #[serde(default)]
@@ -153,6 +160,7 @@ pub(crate) fn split_numbers(text: &str) -> Vec<Option<f64>> {
 impl CsvRow {
     fn rows_of(record: &RunRecord) -> Vec<CsvRow> {
         let robust_ci = record.summary.as_ref().and_then(|s| s.generation_tps_robust.as_ref()?.median_ci95);
+        let weights = record.memory_breakdown.map(|b| b.weights_bytes);
         let spec = record.speculative.as_ref();
         let row = |run: usize, trial: Option<&TrialMetrics>| {
             let gpu = trial.and_then(|t| t.gpu.as_ref());
@@ -216,6 +224,8 @@ impl CsvRow {
                 gpu_throttle_reasons: gpu.map_or_else(String::new, |g| g.throttle_reasons.join(";")),
                 joules_per_token: trial.and_then(|t| t.joules_per_token),
                 thermal_state: trial.and_then(|t| t.thermal_state).map_or_else(String::new, |s| s.as_str().into()),
+                weights_memory_bytes: weights,
+                transient_memory_bytes: trial.zip(weights).map(|(t, w)| MemoryBreakdown::of_trial(&t.memory, w).transient_bytes),
                 step_host_p50_ms: trial.and_then(|t| t.step_host_p50_ms),
                 step_host_p90_ms: trial.and_then(|t| t.step_host_p90_ms),
                 step_host_p99_ms: trial.and_then(|t| t.step_host_p99_ms),

@@ -28,7 +28,7 @@ use crate::{
     choice::choice,
     error::{Error, Result},
     gate::BaselineEntry,
-    measure::Summary,
+    measure::{MemoryBreakdown, Summary},
 };
 
 /// The export formats.
@@ -111,6 +111,17 @@ pub fn from_records(records: &[RunRecord]) -> Vec<Measurement> {
         for (measure, unit, bigger, summary) in measures {
             if let Some(summary) = summary {
                 out.push(Measurement { run: runs.number(i), ..measurement(&id, measure, unit, bigger, summary, &extra) });
+            }
+        }
+        // The parts of the memory breakdown a KV setting changes (the cache) and does not
+        // (transient), per trial, when the record knows its weights.
+        if let Some(weights) = r.memory_breakdown.map(|b| b.weights_bytes) {
+            let transient: Vec<f64> =
+                r.trials.iter().map(|t| MemoryBreakdown::of_trial(&t.memory, weights).transient_bytes as f64).collect();
+            for (measure, summary) in [("kv-cache-memory", s.kv_cache_bytes.clone()), ("transient-memory", Summary::of(&transient))] {
+                if let Some(summary) = summary {
+                    out.push(Measurement { run: runs.number(i), ..measurement(&id, measure, "bytes", false, &summary, &extra) });
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod file;
 pub mod headline;
 pub mod html;
 pub mod json;
+pub mod kv_choice;
 pub mod markdown;
 pub mod mlx;
 pub mod read;

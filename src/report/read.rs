@@ -10,7 +10,7 @@ use std::path::Path;
 use super::{csv_rows::split_numbers, CsvRow, Format, JsonReport};
 use crate::serve::{ServeRecord, ServeReport};
 use crate::{
-    bench::{engine::Engine, plan::{DraftSetting, RunPoint}, record::LoadStats, RunContext, RunRecord, Status},
+    bench::{engine::Engine, plan::{DraftSetting, RunPoint}, record::{median_breakdown, LoadStats}, RunContext, RunRecord, Status},
     choice::Choice,
     config::parse_bits_or_none,
     error::{Error, Result},
@@ -162,6 +162,7 @@ fn record_of(point: RunPoint, rows: Vec<CsvRow>) -> RunRecord {
         verify_cost_ms: split_numbers(&first.verify_cost_ms).into_iter().flatten().collect(),
         predicted_speedup: first.predicted_speedup,
     });
+    record.memory_breakdown = first.weights_memory_bytes.and_then(|weights| median_breakdown(&record.trials, weights));
     record
 }
 

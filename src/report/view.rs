@@ -378,6 +378,16 @@ fn statistics_table(records: &[RunRecord], settings: Vec<Column>) -> Table {
         )
     };
     columns.push(Column::new("load (peak)", true, records.iter().map(load).collect()));
+    let breakdown = |r: &RunRecord| {
+        r.memory_breakdown.map_or_else(
+            || Cell::text("-"),
+            |b| {
+                let parts = [b.weights_bytes, b.kv_cache_bytes, b.transient_bytes, b.buffer_cache_bytes].map(human_bytes);
+                Cell::number(parts.join(" / "), Some(b.transient_bytes as f64))
+            },
+        )
+    };
+    columns.push(Column::new("memory: weights / KV / transient / buffer cache", true, records.iter().map(breakdown).collect()));
     let mut notes = vec!["Medians over the trials with [the 95% interval of the median]; ITL: the median trial's percentiles.".to_string()];
     if records.iter().any(|r| r.status == Status::Ok && (2..6).contains(&r.trials.len())) {
         notes.push("† fewer than 6 trials: the brackets span the trials' range, not a 95% interval".into());
