@@ -64,6 +64,46 @@ fn both_engines_generate_the_same_tokens_from_the_same_prompt_ids() {
     assert_eq!(mlxbench::bench::Status::of_failure(&err), Status::Unsupported, "{err}");
 }
 
+/// `--max-kv-size` on a model whose mlx-lm class has its own `make_cache` (Llama): mlx-lm's
+/// `make_prompt_cache` would ignore the bound there, so the engine must give it the rotating cache
+/// itself — the same tokens as ours, and a cache that stopped growing at the bound.
+#[test]
+fn a_bounded_cache_is_bounded_on_both_engines() {
+    device::select(DeviceKind::Cpu).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_model(tmp.path(), Arch::Llama);
+    let model = PreparedModel::load(dir.to_str().unwrap()).unwrap();
+    let mut settings = Settings::default();
+    settings.kv.max_kv_size = Some(16);
+    let mut mlx_lm = MlxLmProcess::start(&reference::python_arg(), DeviceKind::Cpu).unwrap();
+    mlx_lm.load(&dir).unwrap();
+    let point = mlxbench::bench::RunPoint {
+        model: dir.to_string_lossy().into_owned(),
+        kv_bits: None,
+        batch: 1,
+        depth: 0,
+        n_prompt: 40,
+        n_generate: 8,
+        engine: mlxbench::bench::Engine::Mlxbench,
+        draft: None,
+    };
+    let prompt = model.prompts(settings.prompt_kind, 40, 1, 0).unwrap();
+    let options = settings.generate_options(&point);
+    let ours = run_trial(model.loaded.model.as_ref(), &prompt, 0, &options).unwrap();
+    let theirs = mlx_lm.trial(&prompt, 0, &options, None).unwrap();
+    let our_tokens: Vec<u32> = ours.generated.iter().map(|step| step[0]).collect();
+    assert_eq!(our_tokens, theirs.tokens);
+    let unbounded = {
+        let plain = Settings::default().generate_options(&point);
+        mlx_lm.trial(&prompt, 0, &plain, None).unwrap().memory.kv_cache_bytes
+    };
+    assert!(
+        theirs.memory.kv_cache_bytes < unbounded,
+        "mlx-lm's cache with --max-kv-size 16 holds {} bytes, as many as without a bound ({unbounded})",
+        theirs.memory.kv_cache_bytes
+    );
+}
+
 fn mlxbench(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mlxbench")).args(args).env_remove("RUST_BACKTRACE").output().expect("running mlxbench")
 }

@@ -66,7 +66,7 @@ def main():
         import mlx.core as mx
         import mlx_lm
         from mlx_lm.generate import generate_step, speculative_generate_step
-        from mlx_lm.models.cache import make_prompt_cache
+        from mlx_lm.models.cache import RotatingKVCache, make_prompt_cache
         from mlx_lm.utils import load_model
     except Exception as err:  # ImportError and whatever a broken install raises
         reply({"error": f"cannot import mlx-lm in {sys.executable}: {one_line(err)}"})
@@ -79,11 +79,21 @@ def main():
     def greedy(logprobs):
         return mx.argmax(logprobs, axis=-1)
 
+    def caches_for(m, max_kv_size):
+        # make_prompt_cache ignores max_kv_size for every model with its own make_cache (Llama,
+        # Mistral, ...: mlx_lm.generate --max-kv-size is a no-op there), so that a bounded setting
+        # measures mlx-lm's RotatingKVCache as ours does, it is given by hand, as tests/reference
+        # and the quality script do; a model whose own caches already rotate keeps them.
+        cache = make_prompt_cache(m, max_kv_size=max_kv_size)
+        if max_kv_size is not None and not any(isinstance(c, RotatingKVCache) for c in cache):
+            cache = [RotatingKVCache(max_size=max_kv_size, keep=4) for _ in m.layers]
+        return cache
+
     def trial(req):
         ids = req["prompt"]
         depth = req["depth"]
         mx.clear_cache()
-        cache = make_prompt_cache(model, max_kv_size=req["max_kv_size"])
+        cache = caches_for(model, req["max_kv_size"])
         prompt = mx.array(ids, dtype=mx.uint32)
         if depth > 0:
             model(prompt[:depth][None], cache=cache)
@@ -132,7 +142,7 @@ def main():
 
     def speculative_trial(req, ids, depth, cache):
         # The target's cache came prefilled with the context above; the draft's gets the same.
-        draft_cache = make_prompt_cache(draft, max_kv_size=req["max_kv_size"])
+        draft_cache = caches_for(draft, req["max_kv_size"])
         prompt = mx.array(ids, dtype=mx.uint32)
         if depth > 0:
             draft(prompt[:depth][None], cache=draft_cache)
