@@ -233,12 +233,7 @@ impl<'m> Generation<'m> {
     /// Fills the cache with the first `depth` prompt tokens (context that is already there before
     /// the part being measured, like llama-bench's `-d`). Must come before [`Self::prefill`].
     pub fn prefill_context(&mut self, depth: usize) -> Result<()> {
-        if depth >= self.pending_tokens() {
-            return Err(Error::InvalidOption(format!(
-                "a context of {depth} tokens leaves no prompt (the prompt has {} tokens)",
-                self.pending_tokens()
-            )));
-        }
+        check_context(depth, self.pending_tokens())?;
         self.run_prompt_tokens(depth)
     }
 
@@ -381,6 +376,16 @@ impl<'m> Generation<'m> {
         }
         Ok(Step { tokens, logprobs })
     }
+}
+
+/// A context of `depth` tokens must leave at least one of the `pending` prompt tokens to measure.
+pub(crate) fn check_context(depth: usize, pending: usize) -> Result<()> {
+    if depth >= pending {
+        return Err(Error::InvalidOption(format!(
+            "a context of {depth} tokens leaves no prompt (the prompt has {pending} tokens)"
+        )));
+    }
+    Ok(())
 }
 
 /// Column slicing of `[B, L, ...]` arrays along axis 1.

@@ -192,12 +192,7 @@ impl<'m> SpeculativeGeneration<'m> {
     /// Fills both caches with the first `depth` prompt tokens (untimed context). Before
     /// [`Self::prefill`].
     pub fn prefill_context(&mut self, depth: usize) -> Result<()> {
-        if depth >= self.pending_tokens() {
-            return Err(Error::InvalidOption(format!(
-                "a context of {depth} tokens leaves no prompt (the prompt has {} tokens)",
-                self.pending_tokens()
-            )));
-        }
+        crate::generate::check_context(depth, self.pending_tokens())?;
         self.run_prompt_tokens(depth)
     }
 

@@ -89,19 +89,25 @@ def main():
             cache = [RotatingKVCache(max_size=max_kv_size, keep=4) for _ in m.layers]
         return cache
 
-    def trial(req):
-        ids = req["prompt"]
-        depth = req["depth"]
-        mx.clear_cache()
-        cache = caches_for(model, req["max_kv_size"])
+    def with_context(m, cache, ids, depth):
+        # The first `depth` ids into the cache, untimed; the rest of the prompt on the device,
+        # the buffer cache emptied and the peak reset: what a trial's t = 0 starts from.
         prompt = mx.array(ids, dtype=mx.uint32)
         if depth > 0:
-            model(prompt[:depth][None], cache=cache)
+            m(prompt[:depth][None], cache=cache)
             mx.eval([c.state for c in cache])
             prompt = prompt[depth:]
         mx.eval(prompt)
         mx.clear_cache()
         mx.reset_peak_memory()
+        return prompt
+
+    def trial(req):
+        ids = req["prompt"]
+        depth = req["depth"]
+        mx.clear_cache()
+        cache = caches_for(model, req["max_kv_size"])
+        prompt = with_context(model, cache, ids, depth)
         prefill_done = [0.0]
         start = time.perf_counter()
 
@@ -143,14 +149,7 @@ def main():
     def speculative_trial(req, ids, depth, cache):
         # The target's cache came prefilled with the context above; the draft's gets the same.
         draft_cache = caches_for(draft, req["max_kv_size"])
-        prompt = mx.array(ids, dtype=mx.uint32)
-        if depth > 0:
-            draft(prompt[:depth][None], cache=draft_cache)
-            mx.eval([c.state for c in draft_cache])
-            prompt = prompt[depth:]
-        mx.eval(prompt)
-        mx.clear_cache()
-        mx.reset_peak_memory()
+        prompt = with_context(draft, draft_cache, ids, depth)
         start = time.perf_counter()
         token_times, tokens, from_draft = [], [], []
         steps = speculative_generate_step(
