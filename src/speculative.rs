@@ -334,6 +334,34 @@ impl<'m> SpeculativeGeneration<'m> {
     }
 }
 
+/// The model family of a `model_type`, for the draft check: the architectures that share
+/// tokenizers and are trained to predict each other's text (Llama; Mistral and Mixtral; Qwen 2,
+/// 3 and Qwen3-MoE; Gemma 2 and 3; Phi-3). `None` for a type we do not know.
+pub fn model_family(model_type: &str) -> Option<&'static str> {
+    Some(match model_type {
+        "llama" => "Llama",
+        "mistral" | "mixtral" => "Mistral",
+        "qwen2" | "qwen3" | "qwen3_moe" => "Qwen",
+        "gemma2" | "gemma3_text" | "gemma3" => "Gemma",
+        "phi3" => "Phi",
+        _ => return None,
+    })
+}
+
+/// A draft of another model family than its target's (a Qwen draft for a Llama target) is
+/// refused before anything runs, naming both models and both types: its proposals would be
+/// another model's guesses, so what it measures is not speculative decoding as anyone runs it.
+/// mlx-lm checks only the tokenizers ([`check_draft`]); a type we do not know passes here.
+pub fn check_draft_family(target_name: &str, target_type: &str, draft_name: &str, draft_type: &str) -> Result<()> {
+    match (model_family(target_type), model_family(draft_type)) {
+        (Some(t), Some(d)) if t != d => Err(Error::InvalidOption(format!(
+            "draft model {draft_name} ({draft_type}, {d} family) is of another family than target model \
+             {target_name} ({target_type}, {t} family): a draft must be a smaller model of the target's family"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// mlx-lm's rule for a draft model (`mlx_lm.generate`: "Draft model tokenizer does not match
 /// model tokenizer"): the two tokenizers must have the same vocabulary size. We also require the
 /// same token → id map (a different tokenizer of equal size would make the draft propose other

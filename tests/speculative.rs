@@ -226,6 +226,26 @@ fn run_refuses_a_draft_of_another_vocabulary_before_loading_anything() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains(target.to_str().unwrap()) && err.contains(draft.to_str().unwrap()) && err.contains("vocabulary"), "{err}");
     assert!(!err.contains("loading"), "refused before any model loads: {err}");
+
+    // A draft of another family with the very same tokenizer: refused by family, naming both.
+    let qwen = model(tmp.path(), "qwen-draft", Arch::Qwen3, None, 5);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlxbench"))
+        .args(["run", "--device", "cpu", "--no-save", "--model", target.to_str().unwrap(), "--draft-model", qwen.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(target.to_str().unwrap()) && err.contains(qwen.to_str().unwrap()), "{err}");
+    assert!(err.contains("qwen3, Qwen family") && err.contains("llama, Llama family"), "{err}");
+    assert!(!err.contains("loading"), "refused before any model loads: {err}");
+    // The families: sizes of one family pass, another family or an unknown type as said.
+    use mlxbench::speculative::check_draft_family;
+    check_draft_family("t", "qwen3_moe", "d", "qwen2").unwrap();
+    check_draft_family("t", "mixtral", "d", "mistral").unwrap();
+    check_draft_family("t", "gemma3_text", "d", "gemma2").unwrap();
+    check_draft_family("t", "llama", "d", "some_new_type").unwrap();
+    assert!(check_draft_family("t", "llama", "d", "mistral").is_err());
+    assert!(check_draft_family("t", "phi3", "d", "qwen3").is_err());
 }
 
 #[test]

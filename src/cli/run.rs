@@ -12,7 +12,7 @@ use mlxbench::{
         session::{request_stop, stop_requested},
         Axes, Engine, Observer, Repeats, RunContext, RunPoint, RunRecord, Session, Settings, Status, TrialKind,
     },
-    config::bits_or_none,
+    config::{bits_or_none, ModelConfig},
     hub, speculative,
     tokenizer::Tokenizer,
     device::{self, Backend, DeviceKind},
@@ -342,12 +342,16 @@ fn warn_throttled(records: &[RunRecord]) {
     }
 }
 
-/// Each target's tokenizer against the draft's (`speculative::check_draft`), before anything
-/// loads or runs.
+/// Each target's family and tokenizer against the draft's (`speculative::check_draft_family`,
+/// `speculative::check_draft`), before anything loads or runs.
 fn check_drafts(models: &[String], draft: &str) -> Result<()> {
-    let draft_tokenizer = Tokenizer::from_dir(&hub::resolve(draft)?)?;
+    let draft_dir = hub::resolve(draft)?;
+    let draft_type = ModelConfig::from_dir(&draft_dir)?.model_type;
+    let draft_tokenizer = Tokenizer::from_dir(&draft_dir)?;
     for model in models {
-        let tokenizer = Tokenizer::from_dir(&hub::resolve(model)?)?;
+        let dir = hub::resolve(model)?;
+        speculative::check_draft_family(model, &ModelConfig::from_dir(&dir)?.model_type, draft, &draft_type)?;
+        let tokenizer = Tokenizer::from_dir(&dir)?;
         speculative::check_draft(model, &tokenizer, draft, &draft_tokenizer)?;
     }
     Ok(())
