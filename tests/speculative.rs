@@ -238,6 +238,13 @@ fn run_refuses_a_draft_of_another_vocabulary_before_loading_anything() {
     assert!(err.contains(target.to_str().unwrap()) && err.contains(qwen.to_str().unwrap()), "{err}");
     assert!(err.contains("qwen3, Qwen family") && err.contains("llama, Llama family"), "{err}");
     assert!(!err.contains("loading"), "refused before any model loads: {err}");
+    // --compile compiles plain decoding only: with a draft, the speed-up would compare the two.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mlxbench"))
+        .args(["run", "--device", "cpu", "--no-save", "--compile", "--model", target.to_str().unwrap(), "--draft-model", target.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = common::stderr(&out);
+    assert!(!out.status.success() && err.contains("--compile") && err.contains("--draft-model"), "{err}");
     // The families: sizes of one family pass, another family or an unknown type as said.
     use mlxbench::speculative::check_draft_family;
     check_draft_family("t", "qwen3_moe", "d", "qwen2").unwrap();

@@ -373,6 +373,11 @@ pub fn run(args: RunArgs) -> Result<bool> {
         if points.iter().any(|p| p.batch != 1) {
             anyhow::bail!("--draft-model runs one sequence (batch 1), as mlx-lm's speculative decoding: drop --batch");
         }
+        if args.compile {
+            // The baselines without the draft would run compiled and the speculative ones not,
+            // and the speed-up would compare the two.
+            anyhow::bail!("--compile applies to plain decoding only, so it cannot be combined with --draft-model: drop one");
+        }
     }
     let info = device::select(device_kind)?;
     let group = args.distributed.join()?;
