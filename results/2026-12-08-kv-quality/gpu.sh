@@ -27,7 +27,7 @@ start=$(date +%s)
 stamp() { echo "--- $(( $(date +%s) - start )) s: $*"; }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$MLXBENCH" info --device "$DEVICE" || exit 1
-model=${MODELS:-/tmp/models}/$PRESET-q4
+model=${MODELS:-/tmp/models}/$PRESET
 stamp "synth $PRESET 4-bit -> $model"
 [ -f "$model/config.json" ] || "$MLXBENCH" synth --preset "$PRESET" --bits 4 $SYNTH --out "$model" --force || exit 1
 # Warm up (CUDA JIT-compiles each shape on first use); quality has no timings, but the first

@@ -26,7 +26,7 @@ turn_req=${TURN_REQ:-40}
 search_max=${SEARCH_MAX:-64}
 slo=${SLO:-ttft_p90<=500ms,tpot_p90<=15ms}
 port=${PORT:-18123}
-model=${MODEL_DIR:-/tmp/models/$preset-4bit}
+model=${MODEL_DIR:-/tmp/models/$preset}
 url=http://127.0.0.1:$port
 started=$(date +%s)
 stamp() { echo "--- $(( $(date +%s) - started )) s: $*"; }

@@ -33,16 +33,22 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 fi
 "$MLXBENCH" info --device "$DEVICE" || exit 1
 # Different seeds: the draft must not be the target's weights even when both presets are tiny.
-[ -f "$models/target/config.json" ] || "$MLXBENCH" synth --preset "$TARGET_PRESET" --bits 4 --dtype "$DTYPE" --seed 3 --out "$models/target" --force >/dev/null || exit 1
-[ -f "$models/draft/config.json" ] || "$MLXBENCH" synth --preset "$DRAFT_PRESET" --bits 4 --dtype "$DTYPE" --seed 5 --out "$models/draft" --force >/dev/null || exit 1
-grep -h '"vocab_size"' "$models/target/config.json" "$models/draft/config.json"
+# Two presets of the default dtype share the 4-bit models the other GPU scripts write under
+# /tmp/models/<preset> (one synth of the 8B per machine), unless MODELS is given.
+target_dir=$models/target; draft_dir=$models/draft; target_seed=3; draft_seed=5
+if [ -z "${MODELS:-}" ] && [ "$TARGET_PRESET" != "$DRAFT_PRESET" ] && [ "$DTYPE" = bfloat16 ]; then
+  target_dir=/tmp/models/$TARGET_PRESET; draft_dir=/tmp/models/$DRAFT_PRESET; target_seed=0; draft_seed=0
+fi
+[ -f "$target_dir/config.json" ] || "$MLXBENCH" synth --preset "$TARGET_PRESET" --bits 4 --dtype "$DTYPE" --seed $target_seed --out "$target_dir" --force >/dev/null || exit 1
+[ -f "$draft_dir/config.json" ] || "$MLXBENCH" synth --preset "$DRAFT_PRESET" --bits 4 --dtype "$DTYPE" --seed $draft_seed --out "$draft_dir" --force >/dev/null || exit 1
+grep -h '"vocab_size"' "$target_dir/config.json" "$draft_dir/config.json"
 echo "synth done after $(( $(date +%s) - start )) s"
 
-for pair in "draft:$models/draft" "self:$models/target"; do
+for pair in "draft:$draft_dir" "self:$target_dir"; do
   name=${pair%%:*}; draft=${pair#*:}
   echo "=== $name: target $TARGET_PRESET, draft $draft, k $K, engines $ENGINES"
   rm -f "$out/$name.json"
-  "$MLXBENCH" run --model "$models/target" --draft-model "$draft" --num-draft-tokens "$K" \
+  "$MLXBENCH" run --model "$target_dir" --draft-model "$draft" --num-draft-tokens "$K" \
     --engine "$ENGINES" -p "$P" -n "$N" --repeats "$REPEATS" --warmup 1 --device "$DEVICE" \
     -o "$out/$name.json" > "$out/$name.md"
   echo "exit $?"
