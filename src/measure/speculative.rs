@@ -307,13 +307,18 @@ pub fn verify_cost_curve(
     max_tokens: usize,
     repeats: usize,
 ) -> Result<Vec<f64>> {
+    use mlx_rs::ops::indexing::TryIndexOp;
     let mut caches = target.make_caches(&options.kv)?;
     let ids = prompt.to_array()?;
-    target.forward(&ids, Some(&mut caches))?;
-    for c in caches.iter_mut() {
-        c.maybe_quantize(&options.kv)?;
+    // In chunks of the prefill step, as a trial fills its cache.
+    let (len, step) = (ids.dim(1), options.prefill_step_size.max(1) as i32);
+    for start in (0..len).step_by(step as usize) {
+        target.forward(&ids.try_index((.., start..(start + step).min(len)))?, Some(&mut caches))?;
+        for c in caches.iter_mut() {
+            c.maybe_quantize(&options.kv)?;
+        }
+        eval(caches.iter().flat_map(KvCache::arrays))?;
     }
-    eval(caches.iter().flat_map(KvCache::arrays))?;
     if !cache::can_trim(&caches) {
         return Err(Error::InvalidOption("the verify-cost curve needs a trimmable cache".into()));
     }
