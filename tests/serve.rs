@@ -7,12 +7,12 @@ use std::{
     io::{BufRead, BufReader, Read, Write},
     net::{TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use common::wait_bounded;
+use common::{serve, wait_bounded};
 use mlxbench::{
     serve::{
         launch::{LogDir, MemoryTimeline, ServerCommand},
@@ -36,18 +36,6 @@ fn tiny_model(dir: &Path) -> PathBuf {
     out
 }
 
-
-fn serve(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
-        .arg("serve")
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_bounded(child, limit, "mlxbench serve")
-}
 
 /// The `mlx_lm` processes whose command line mentions `needle` (launched servers carry the
 /// model's path).

@@ -4,13 +4,9 @@
 //! and SLO metrics on synthetic numbers, to exact values.
 mod common;
 
-use std::{
-    path::Path,
-    process::{Command, Output, Stdio},
-    time::Duration,
-};
+use std::{path::Path, time::Duration};
 
-use common::wait_bounded;
+use common::serve;
 use mlxbench::{
     serve::{
         launch::{LaunchSpec, LogDir, ServerCommand, Servers},
@@ -19,18 +15,6 @@ use mlxbench::{
     },
     synth::Arch,
 };
-
-fn serve(args: &[&str], limit: Duration) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
-        .arg("serve")
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_bounded(child, limit, "mlxbench serve")
-}
 
 fn request(queued: f64, ttft: f64, end: f64, input: u64, cached: Option<u64>) -> RequestRecord {
     RequestRecord {

@@ -76,20 +76,24 @@ struct TrialReply {
     from_draft: Vec<bool>,
 }
 
+/// `python -u -c script`, reading requests on stdin and answering on stdout (its stderr goes to
+/// ours), with transformers' config warnings quieted: how the mlx-lm engine and the quality
+/// measurement's mlx-lm side run their scripts.
+pub(crate) fn python_script(python: &str, script: &str) -> Command {
+    let mut command = Command::new(python);
+    if std::env::var_os("TRANSFORMERS_VERBOSITY").is_none() {
+        // mlx-lm's load reads the tokenizer through transformers, which warns about configs.
+        command.env("TRANSFORMERS_VERBOSITY", "error");
+    }
+    command.args(["-u", "-c", script]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+    command
+}
+
 impl MlxLmProcess {
     /// Starts `python` on the engine script, selects `device` and checks that its MLX is ours.
     /// Errors are one line naming the interpreter and what is missing.
     pub fn start(python: &str, device: DeviceKind) -> Result<Self, String> {
-        let mut command = Command::new(python);
-        if std::env::var_os("TRANSFORMERS_VERBOSITY").is_none() {
-            // mlx-lm's load reads the tokenizer through transformers, which warns about configs.
-            command.env("TRANSFORMERS_VERBOSITY", "error");
-        }
-        let mut child = command
-            .args(["-u", "-c", SCRIPT])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+        let mut child = python_script(python, SCRIPT)
             .spawn()
             .map_err(|e| format!("mlx-lm engine: cannot run {python:?}: {e} (set --python or MLXBENCH_PYTHON)"))?;
         let stdin = child.stdin.take().expect("stdin is piped");

@@ -4,7 +4,6 @@
 use std::{
     io::{BufRead, BufReader, Write},
     path::Path,
-    process::{Command, Stdio},
 };
 
 use serde::Deserialize;
@@ -56,15 +55,7 @@ pub fn run(
         "n_generate": plan.n_generate, "prefill_step_size": plan.prefill_step_size,
         "out_dir": rows_dir.path(), "settings": settings, "device": device.to_string(),
     });
-    let mut command = Command::new(python);
-    if std::env::var_os("TRANSFORMERS_VERBOSITY").is_none() {
-        command.env("TRANSFORMERS_VERBOSITY", "error");
-    }
-    let mut child = command
-        .args(["-u", "-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+    let mut child = crate::bench::engine::python_script(python, SCRIPT)
         .spawn()
         .map_err(|e| fail(format!("cannot run it: {e} (set --python or MLXBENCH_PYTHON)")))?;
     let mut stdin = child.stdin.take().ok_or_else(|| fail("no stdin".into()))?;

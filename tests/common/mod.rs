@@ -94,3 +94,18 @@ pub fn wait_bounded(mut child: std::process::Child, limit: std::time::Duration, 
     let out = child.wait_with_output().unwrap();
     panic!("{what} did not end within {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `mlxbench serve ARGS`, its output piped, bounded by `limit` ([`wait_bounded`]).
+#[allow(dead_code)] // for the serve test crates
+pub fn serve(args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_mlxbench"))
+        .arg("serve")
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, limit, "mlxbench serve")
+}
